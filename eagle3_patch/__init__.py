@@ -1,0 +1,3 @@
+"""eagle3-patch: give SGLang's Qwen3.5/Qwen3.6 models the EAGLE-3 capture hook they lack."""
+
+__version__ = "0.1.0"

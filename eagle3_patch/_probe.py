@@ -1,0 +1,54 @@
+"""Find the installed sglang package without importing it.
+
+This file runs in two ways: imported by eagle3_patch.locate for the running
+interpreter, and as the source of ``python -c`` in another interpreter given by
+``--python``. It must therefore stay self-contained, import nothing from
+eagle3_patch, and run on any Python 3 that SGLang supports. ``find_spec`` on a
+top-level name consults the import system (editable-install finders included)
+but does not execute the package's ``__init__``.
+"""
+
+import json
+import os
+import sys
+
+
+def probe():
+    """Describe where ``sglang`` would be imported from, as a JSON-ready dict."""
+    import importlib.util
+
+    result = {"python": sys.executable, "package_dir": None, "version": None,
+              "dist_info": None, "editable_url": None}
+    # The current directory is on sys.path for -c and -m; an sglang folder there
+    # would shadow the install we are asked about.
+    cwd = os.getcwd()
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
+    try:
+        spec = importlib.util.find_spec("sglang")
+    except (ImportError, ValueError):
+        spec = None
+    finally:
+        sys.path[:] = saved
+    if spec is not None and spec.submodule_search_locations:
+        result["package_dir"] = list(spec.submodule_search_locations)[0]
+    try:
+        import importlib.metadata as metadata
+
+        dist = metadata.distribution("sglang")
+    except Exception:
+        return result
+    result["version"] = dist.version
+    dist_path = getattr(dist, "_path", None)
+    result["dist_info"] = str(dist_path) if dist_path is not None else None
+    try:
+        direct_url = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        direct_url = None
+    if isinstance(direct_url, dict) and (direct_url.get("dir_info") or {}).get("editable"):
+        result["editable_url"] = direct_url.get("url")
+    return result
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(probe()))

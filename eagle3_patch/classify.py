@@ -1,0 +1,445 @@
+"""Stage 3: say what each target class looks like, from its code, never its version.
+
+Reads the installed files with ``ast`` (cheap, no libcst) and our ledger, and
+reports per class: unpatched, patched, patched-old, native, drifted, absent or
+unsupported; then one verdict for the whole install. A release newer than any we
+know is judged by the same structural rules.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+from eagle3_patch.ledger import (
+    BACKUP_SUFFIX,
+    LEDGER_NAME,
+    Ledger,
+    LedgerEntry,
+    LedgerError,
+    parse_ledger,
+    sha256_hex,
+)
+from eagle3_patch.locate import Install
+from eagle3_patch.spec import (
+    MARKER_TAG,
+    ClassSpec,
+    FileSpec,
+    Marker,
+    PatchSpec,
+    load_verified,
+    parse_marker,
+)
+
+UNPATCHED = "unpatched"
+PATCHED = "patched"
+PATCHED_OLD = "patched-old"
+NATIVE = "native"
+DRIFTED = "drifted"
+ABSENT = "absent"
+UNSUPPORTED = "unsupported"
+
+_HOOKED = (NATIVE, PATCHED, PATCHED_OLD)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class ClassReport:
+    name: str
+    role: str
+    state: str
+    detail: str
+    #: The [EAGLE3-PATCH] marker above our method, when there is one.
+    marker: Marker | None = None
+
+
+@dataclass(frozen=True)
+class FileReport:
+    spec: FileSpec
+    path: Path
+    state: str
+    classes: tuple[ClassReport, ...]
+    #: The bytes read (None when the file is absent); later stages work on these.
+    content: bytes | None
+    detail: str = ""
+    #: The file's original bytes, when it carries our blocks and a witness vouches for them.
+    pristine: bytes | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        return sha256_hex(self.content) if self.content is not None else None
+
+    @property
+    def backup_path(self) -> Path:
+        return self.path.with_name(self.path.name + BACKUP_SUFFIX)
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    install: Install
+    state: str
+    files: tuple[FileReport, ...]
+    #: Why the install is unsupported or drifted; empty otherwise.
+    reason: str
+    ledger: Ledger | None
+    #: Why an existing ledger was ignored (unreadable); empty when fine or absent.
+    ledger_problem: str = ""
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.install.models_dir / LEDGER_NAME
+
+
+def classify_install(install: Install, spec: PatchSpec) -> InstallReport:
+    """Read the install's target files and say, per class and overall, what state they are in."""
+    ledger, ledger_problem = _read_ledger(install.models_dir / LEDGER_NAME)
+    context = _Context(install, spec, ledger)
+    files = tuple(context.classify_file(file_spec) for file_spec in spec.files)
+    state, reason = _install_state(files)
+    return InstallReport(
+        install=install,
+        state=state,
+        files=files,
+        reason=reason,
+        ledger=ledger,
+        ledger_problem=ledger_problem,
+    )
+
+
+def record_sha256(install: Install, file_name: str) -> str | None:
+    """The sha256 pip recorded for ``srt/models/<file_name>``: a witness of the original."""
+    if install.dist_info is None:
+        return None
+    try:
+        relative = install.models_dir.relative_to(install.package_dir.parent).as_posix()
+        record = (install.dist_info / "RECORD").read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return None
+    prefix = f"{relative}/{file_name},sha256="
+    for line in record.splitlines():
+        if line.startswith(prefix):
+            digest = line[len(prefix) :].split(",", 1)[0]
+            try:
+                return base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4)).hex()
+            except ValueError:
+                return None
+    return None
+
+
+def resolve_pristine(
+    install: Install, file_spec: FileSpec, content: bytes, entry: LedgerEntry | None, hook: str
+) -> bytes | None:
+    """The original bytes of a file carrying our blocks, or None when nothing vouches for them.
+
+    Candidates are our backup and the file with our blocks removed; a candidate is
+    accepted when its sha256 matches a witness: the ledger's record, else pip's
+    RECORD, a verified release, or the other candidate.
+    """
+    from eagle3_patch.transform import strip_source  # libcst only on this path
+
+    backup_path = install.models_dir / (file_spec.name + BACKUP_SUFFIX)
+    backup = _read_or_none(backup_path)
+    stripped = strip_source(content, hook=hook)
+    if entry is not None:
+        witnesses = {entry.pristine_sha256}
+    else:
+        witnesses = {
+            f.pristine_sha256
+            for release in load_verified()
+            for f in release.files
+            if f.name == file_spec.name
+        }
+        recorded = record_sha256(install, file_spec.name)
+        if recorded:
+            witnesses.add(recorded)
+        if backup is not None and backup == stripped:
+            witnesses.add(sha256_hex(stripped))
+    for candidate in (backup, stripped):
+        if candidate is not None and sha256_hex(candidate) in witnesses:
+            return candidate
+    return None
+
+
+class _Context:
+    """What classifying one file needs from the others (decoder states, reference classes)."""
+
+    def __init__(self, install: Install, spec: PatchSpec, ledger: Ledger | None) -> None:
+        self.install = install
+        self.spec = spec
+        self.ledger = ledger
+        self.class_states: dict[str, str] = {}
+        self._reference: dict[str, ast.ClassDef] | None = None
+
+    def classify_file(self, file_spec: FileSpec) -> FileReport:
+        path = self.install.models_dir / file_spec.name
+        content = _read_or_none(path)
+        if content is None:
+            classes = tuple(ClassReport(c.name, c.role, ABSENT, "file absent") for c in file_spec.classes)
+            if file_spec.required:
+                detail = (
+                    "no Qwen3.5 model file: this SGLang predates Qwen3.5 (added in 0.5.9; "
+                    "EAGLE-3 capture needs 0.5.11 or newer)"
+                )
+                return FileReport(file_spec, path, UNSUPPORTED, classes, None, detail)
+            return FileReport(file_spec, path, ABSENT, classes, None, "file absent in this release")
+        try:
+            tree = ast.parse(content, filename=str(path))
+        except (SyntaxError, ValueError) as exc:
+            classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, "file does not parse") for c in file_spec.classes)
+            return FileReport(file_spec, path, UNSUPPORTED, classes, content, f"does not parse: {exc}")
+        lines = source_lines(content)
+        top = top_level_classes(tree)
+        classes = tuple(self._classify_class(c, file_spec, top, lines) for c in file_spec.classes)
+        return self._check_record(file_spec, path, content, classes)
+
+    def _classify_class(
+        self, class_spec: ClassSpec, file_spec: FileSpec, top: dict[str, ast.ClassDef], lines: list[str]
+    ) -> ClassReport:
+        report = self._structural_state(class_spec, top, lines)
+        self.class_states[f"{file_spec.name}:{class_spec.name}"] = report.state
+        return report
+
+    def _structural_state(
+        self, class_spec: ClassSpec, top: dict[str, ast.ClassDef], lines: list[str]
+    ) -> ClassReport:
+        hook_name = self.spec.hook
+        flag = self.spec.capture_flag
+        name, role = class_spec.name, class_spec.role
+        node = top.get(name)
+        if node is None:
+            if class_spec.required:
+                return ClassReport(name, role, UNSUPPORTED, "class not found: unknown layout")
+            return ClassReport(name, role, ABSENT, "class not in this release")
+        if role == "decoder":
+            forward = last_method(node, "forward")
+            if forward is None or not _mentions(forward, flag):
+                return ClassReport(
+                    name,
+                    role,
+                    UNSUPPORTED,
+                    f"forward() has no per-layer {flag} capture to hook into "
+                    "(SGLang 0.5.9-0.5.10.post1); use sglang 0.5.11 or newer",
+                )
+        hook = last_method(node, hook_name)
+        if hook is not None:
+            marker = marker_of(hook, lines)
+            if marker is not None:
+                current = self.spec.template(class_spec.template).ident
+                ident = f"{marker.template}-v{marker.version}"
+                if ident == current:
+                    return ClassReport(name, role, PATCHED, f"eagle3-patch {ident}", marker)
+                return ClassReport(name, role, PATCHED_OLD, f"older block ({ident}); apply updates it", marker)
+            if role == "decoder" and _mentions(hook, flag):
+                return ClassReport(name, role, NATIVE, f"upstream {hook_name} sets {flag}")
+            if role == "wrapper" and _delegates(hook, hook_name):
+                return ClassReport(name, role, NATIVE, f"upstream {hook_name} delegates to self.model")
+            return ClassReport(
+                name,
+                role,
+                UNSUPPORTED,
+                f"defines its own {hook_name} that does not "
+                + (f"set {flag}" if role == "decoder" else "delegate to self.model")
+                + "; refusing to add a second one (unknown layout)",
+            )
+        inherited = self._inherited_hook(node, top) if role == "wrapper" else None
+        if inherited is not None:
+            base, base_hook = inherited
+            decoder_state = self.class_states.get(class_spec.decoder or "")
+            if _delegates(base_hook, hook_name) and decoder_state in _HOOKED:
+                return ClassReport(name, role, NATIVE, f"inherits {base}.{hook_name}, which delegates")
+        method_names = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        if not any(a.method is None or a.method in method_names for a in class_spec.anchors):
+            anchors = ", ".join(str(a) for a in class_spec.anchors)
+            return ClassReport(name, role, UNSUPPORTED, f"no anchor found ({anchors}): unknown layout")
+        if inherited is not None:
+            return ClassReport(name, role, UNPATCHED, f"inherited {inherited[0]}.{hook_name} never flags layers")
+        return ClassReport(name, role, UNPATCHED, f"no {hook_name}")
+
+    def _inherited_hook(
+        self, node: ast.ClassDef, top: dict[str, ast.ClassDef], depth: int = 0
+    ) -> tuple[str, ast.FunctionDef] | None:
+        """The nearest base-class hook, looking in this file and the reference files."""
+        if depth > 8:
+            return None
+        for base in node.bases:
+            base_name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
+            if not base_name:
+                continue
+            base_node = top.get(base_name) or self._reference_classes().get(base_name)
+            if base_node is None or base_node is node:
+                continue
+            hook = last_method(base_node, self.spec.hook)
+            if hook is not None:
+                return base_name, hook
+            deeper = self._inherited_hook(base_node, top, depth + 1)
+            if deeper is not None:
+                return deeper
+        return None
+
+    def _reference_classes(self) -> dict[str, ast.ClassDef]:
+        if self._reference is None:
+            self._reference = {}
+            for name in self.spec.reference_files:
+                content = _read_or_none(self.install.models_dir / name)
+                if content is None:
+                    continue
+                try:
+                    self._reference.update(top_level_classes(ast.parse(content)))
+                except (SyntaxError, ValueError):
+                    continue
+        return self._reference
+
+    def _check_record(
+        self, file_spec: FileSpec, path: Path, content: bytes, classes: tuple[ClassReport, ...]
+    ) -> FileReport:
+        """Compare a file carrying our blocks with what the ledger says we wrote."""
+        marked = [c for c in classes if c.marker is not None]
+        if not marked or any(c.state == UNSUPPORTED for c in classes):
+            return FileReport(file_spec, path, _file_state(classes), classes, content)
+        entry = self.ledger.get(file_spec.name) if self.ledger else None
+        if entry is not None and sha256_hex(content) == entry.patched_sha256:
+            return FileReport(file_spec, path, _file_state(classes), classes, content)
+        pristine = resolve_pristine(self.install, file_spec, content, entry, self.spec.hook)
+        if entry is not None or pristine is None:
+            why = (
+                "changed since eagle3-patch wrote it"
+                if entry is not None
+                else f"carries {MARKER_TAG}] blocks but nothing vouches for its original bytes"
+            )
+            drifted = tuple(
+                ClassReport(c.name, c.role, DRIFTED, why, c.marker) if c.marker is not None else c for c in classes
+            )
+            return FileReport(file_spec, path, DRIFTED, drifted, content, why, pristine)
+        # No ledger (patched by an older tool, or the ledger was lost): our blocks
+        # sit on vouched-for original bytes. Current blocks that re-render exactly
+        # stay "patched"; anything else is refreshed by apply.
+        if all(c.state == PATCHED for c in marked) and self._reproduces(file_spec, pristine, content):
+            return FileReport(file_spec, path, PATCHED, classes, content, "no ledger entry", pristine)
+        old = tuple(
+            ClassReport(c.name, c.role, PATCHED_OLD, "block not from this eagle3-patch; apply refreshes it", c.marker)
+            if c.marker is not None
+            else c
+            for c in classes
+        )
+        return FileReport(file_spec, path, _file_state(old), old, content, "no ledger entry", pristine)
+
+    def _reproduces(self, file_spec: FileSpec, pristine: bytes, content: bytes) -> bool:
+        from eagle3_patch.transform import Insertion, patch_source
+
+        insertions = tuple(
+            Insertion(c.name, self.spec.template(c.template), c.anchors) for c in file_spec.classes
+        )
+        try:
+            return patch_source(pristine, insertions, hook=self.spec.hook).patched == content
+        except Exception:  # noqa: BLE001 - any failure means "does not reproduce"
+            return False
+
+
+def _install_state(files: tuple[FileReport, ...]) -> tuple[str, str]:
+    for file in files:
+        if file.state == UNSUPPORTED:
+            reasons = [f"{c.name}: {c.detail}" for c in file.classes if c.state == UNSUPPORTED]
+            return UNSUPPORTED, f"{file.path}: " + ("; ".join(reasons) or file.detail)
+    for file in files:
+        if file.state == DRIFTED:
+            return DRIFTED, f"{file.path}: {file.detail}"
+    states = {f.state for f in files}
+    if states & {UNPATCHED, PATCHED_OLD}:
+        return UNPATCHED, ""
+    if PATCHED in states:
+        return PATCHED, ""
+    return NATIVE, ""
+
+
+def _file_state(classes: tuple[ClassReport, ...]) -> str:
+    states = {c.state for c in classes}
+    for state in (UNSUPPORTED, DRIFTED, UNPATCHED, PATCHED_OLD):
+        if state in states:
+            return state
+    if states == {ABSENT}:
+        return ABSENT
+    return PATCHED if PATCHED in states else NATIVE
+
+
+def _read_ledger(path: Path) -> tuple[Ledger | None, str]:
+    data = _read_or_none(path)
+    if data is None:
+        return None, ""
+    try:
+        return parse_ledger(data), ""
+    except LedgerError as exc:
+        return None, f"{path}: {exc}; ignored, states decided from backups and RECORD instead"
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def source_lines(content: bytes) -> list[str]:
+    """The file's lines as the tokenizer numbers them (CR, LF and CRLF all end a line)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+        text = content.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        text = content.decode("utf-8", errors="replace")
+    return _LINE_BREAK.split(text)
+
+
+def top_level_classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    """Top-level classes by name; a later definition replaces an earlier one, as in Python."""
+    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def last_method(node: ast.ClassDef, name: str) -> ast.FunctionDef | None:
+    found = None
+    for statement in node.body:
+        if isinstance(statement, ast.FunctionDef) and statement.name == name:
+            found = statement
+    return found
+
+
+def marker_of(method: ast.FunctionDef, lines: list[str]) -> Marker | None:
+    """The [EAGLE3-PATCH] tag in the comment lines just above ``method`` or inside it."""
+    start = min([method.lineno, *(d.lineno for d in method.decorator_list)]) - 1
+    end = method.end_lineno or method.lineno
+    above = start - 1
+    while above >= 0 and lines[above].lstrip().startswith("#"):
+        above -= 1
+    for line in lines[above + 1 : end]:
+        if MARKER_TAG in line:
+            return parse_marker(line)
+    return None
+
+
+def _mentions(node: ast.AST, name: str) -> bool:
+    """``node`` reads or writes attribute ``name`` (as ``x.name`` or ``getattr(x, "name")``)."""
+    for child in ast.walk(node):
+        if isinstance(child, ast.Attribute) and child.attr == name:
+            return True
+        if isinstance(child, ast.Constant) and child.value == name:
+            return True
+    return False
+
+
+def _delegates(method: ast.FunctionDef, hook: str) -> bool:
+    """``method`` calls ``self.model.<hook>(...)``."""
+    for child in ast.walk(method):
+        if (
+            isinstance(child, ast.Call)
+            and isinstance(child.func, ast.Attribute)
+            and child.func.attr == hook
+            and isinstance(child.func.value, ast.Attribute)
+            and child.func.value.attr == "model"
+            and isinstance(child.func.value.value, ast.Name)
+            and child.func.value.value.id == "self"
+        ):
+            return True
+    return False

@@ -1,0 +1,288 @@
+"""The command line: parse options, run the stages, print, exit with a documented code.
+
+Only this module (through console.Output) prints. Stages raise Eagle3PatchError
+subclasses carrying their exit code; they are turned into one line (or one JSON
+object) here, so every command reports the same condition the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import traceback
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+
+from eagle3_patch import __version__
+from eagle3_patch.classify import (
+    ABSENT,
+    DRIFTED,
+    NATIVE,
+    PATCHED,
+    UNPATCHED,
+    UNSUPPORTED,
+    InstallReport,
+    classify_install,
+)
+from eagle3_patch.console import Output
+from eagle3_patch.errors import (
+    EXIT_DRIFT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_UNPATCHED,
+    EXIT_UNSUPPORTED,
+    Eagle3PatchError,
+)
+from eagle3_patch.locate import ROOT_ENV, Install, locate
+from eagle3_patch.spec import load_spec
+
+if TYPE_CHECKING:
+    from eagle3_patch.plan import Plan
+
+_STATE_EXIT = {PATCHED: EXIT_OK, NATIVE: EXIT_OK, UNPATCHED: EXIT_UNPATCHED, UNSUPPORTED: EXIT_UNSUPPORTED, DRIFTED: EXIT_DRIFT}
+
+
+def install_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--sglang-root, --python and --json, shared by every command."""
+    command = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema in the README).")(
+        command
+    )
+    command = click.option(
+        "--python",
+        metavar="PATH",
+        help="Work on the sglang installed for this interpreter (a venv, conda env, Docker stage).",
+    )(command)
+    command = click.option(
+        "--sglang-root",
+        metavar="DIR",
+        help=f"The sglang package folder, its site-packages, or a source checkout (env: {ROOT_ENV}).",
+    )(command)
+    return command
+
+
+def reports_errors(command: Callable[..., int]) -> Callable[..., None]:
+    """Run a command body; map expected failures to their exit code, the rest to 70."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        out = Output(as_json=kwargs.get("as_json", False))
+        ctx = click.get_current_context()
+        try:
+            code = command(out, *args, **kwargs)
+        except Eagle3PatchError as exc:
+            if out.as_json:
+                out.emit_json({"command": ctx.info_name, "state": exc.state, "exit_code": exc.exit_code, "error": str(exc)})
+            else:
+                out.error(str(exc))
+            ctx.exit(exc.exit_code)
+        except (KeyboardInterrupt, BrokenPipeError, click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the boundary for bugs
+            with tempfile.NamedTemporaryFile("w", prefix="eagle3-patch-", suffix=".log", delete=False) as log:
+                log.write(traceback.format_exc())
+            out.error(f"internal error ({type(exc).__name__}: {exc}); traceback in {log.name}, please report it")
+            ctx.exit(EXIT_INTERNAL)
+        ctx.exit(code)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eagle3-patch")
+def cli() -> None:
+    """Give SGLang's Qwen3.5/Qwen3.6 models the EAGLE-3 capture hook they lack.
+
+    Exit codes: 0 ready/done, 1 unpatched (check), 2 usage, 3 unsupported SGLang,
+    4 drift/conflict, 5 SGLang not found, 6 cannot write.
+    """
+
+
+@cli.command()
+@install_options
+@click.option("--dry-run", is_flag=True, help="Print the unified diff and write nothing.")
+@reports_errors
+def apply(out: Output, sglang_root: str | None, python: str | None, as_json: bool, dry_run: bool) -> int:
+    """Insert set_eagle3_layers_to_capture where it is missing (backed up, validated, atomic)."""
+    from eagle3_patch.plan import plan_apply, unified_diff
+
+    report = _classify(sglang_root, python, out)
+    plan = plan_apply(report, load_spec())
+    if dry_run:
+        for file_plan in plan.files:
+            out.diff(unified_diff(file_plan))
+    final = report if dry_run else _write_and_reread(plan, expect=(PATCHED, NATIVE))
+    changed = {str(f.report.path) for f in plan.files}
+    if out.as_json:
+        out.emit_json(_payload("apply", final, changed=changed, dry_run=dry_run))
+        return EXIT_OK
+    _header(out, report)
+    if plan.write is None:
+        out.line(f"{report.state}: nothing to do; " + _ready_phrase(report.state), state=report.state)
+        return EXIT_OK
+    verb = "would patch" if dry_run else "patched"
+    for file_plan in plan.files:
+        where = ", ".join(f"{m.class_name} ({m.placement})" for m in file_plan.inserted)
+        out.line(f"{verb}: {file_plan.report.path.name}: {where}", state=PATCHED)
+    if dry_run:
+        out.line("dry run: nothing was written")
+    else:
+        out.line("backups beside each file as <file>.eagle3-bak; undo with: eagle3-patch revert")
+    return EXIT_OK
+
+
+@cli.command()
+@install_options
+@click.option("--force", is_flag=True, help="Restore the original even if a patched file was edited since.")
+@reports_errors
+def revert(out: Output, sglang_root: str | None, python: str | None, as_json: bool, force: bool) -> int:
+    """Restore the original bytes of every file eagle3-patch changed."""
+    from eagle3_patch.plan import plan_revert
+
+    report = _classify(sglang_root, python, out)
+    plan = plan_revert(report, load_spec(), force=force)
+    final = _write_and_reread(plan, expect=(UNPATCHED, NATIVE, UNSUPPORTED))
+    restored = {str(f.report.path) for f in plan.files}
+    if out.as_json:
+        out.emit_json(_payload("revert", final, changed=restored))
+        return EXIT_OK
+    _header(out, report)
+    if not restored:
+        out.line(f"{report.state}: nothing to revert", state=report.state)
+    for file_plan in plan.files:
+        kept = " (your edited version kept as *.eagle3-edited)" if file_plan.report.state == DRIFTED else ""
+        out.line(f"restored: {file_plan.report.path.name} has its original bytes again{kept}", state=UNPATCHED)
+    return EXIT_OK
+
+
+@cli.command()
+@install_options
+@reports_errors
+def check(out: Output, sglang_root: str | None, python: str | None, as_json: bool) -> int:
+    """Exit 0 when EAGLE-3 capture is in place (patched or native), else say what is wrong."""
+    report = _classify(sglang_root, python, out)
+    code = _STATE_EXIT[report.state]
+    if out.as_json:
+        out.emit_json(_payload("check", report, exit_code=code))
+        return code
+    _header(out, report)
+    if report.state in (PATCHED, NATIVE):
+        out.line(f"{report.state}: " + _ready_phrase(report.state), state=report.state)
+    elif report.state == UNPATCHED:
+        todo = [
+            f"{f.path.name} ({', '.join(c.name for c in f.classes if c.state not in (PATCHED, NATIVE, ABSENT))})"
+            for f in report.files
+            if f.state not in (PATCHED, NATIVE, ABSENT)
+        ]
+        out.line(f"unpatched: {'; '.join(todo)} lack EAGLE-3 capture; run: eagle3-patch apply", state=UNPATCHED)
+    else:
+        out.error(f"{report.state}: {report.reason}")
+    return code
+
+
+@cli.command()
+@install_options
+@reports_errors
+def status(out: Output, sglang_root: str | None, python: str | None, as_json: bool) -> int:
+    """Show, per file and class, what eagle3-patch sees."""
+    report = _classify(sglang_root, python, out)
+    code = EXIT_OK if report.state in (PATCHED, NATIVE, UNPATCHED) else _STATE_EXIT[report.state]
+    if out.as_json:
+        out.emit_json(_payload("status", report, exit_code=code))
+        return code
+    _header(out, report)
+    rows = [(f.path.name, c.name, c.state, c.detail) for f in report.files for c in f.classes]
+    out.table(("file", "class", "state", "detail"), rows, state_column=2)
+    out.line(f"{report.state}: overall" + (f"; {report.reason}" if report.reason else ""), state=report.state)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for the console script and ``python -m eagle3_patch``."""
+    try:
+        result = cli.main(args=argv, prog_name="eagle3-patch", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("eagle3-patch: aborted", err=True)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``); Python would complain again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _classify(sglang_root: str | None, python: str | None, out: Output) -> InstallReport:
+    install = locate(sglang_root=sglang_root, python=python)
+    report = classify_install(install, load_spec())
+    if report.ledger_problem:
+        out.note(report.ledger_problem)
+    return report
+
+
+def _header(out: Output, report: InstallReport) -> None:
+    install: Install = report.install
+    out.line(f"sglang {install.version} ({install.layout}) at {install.package_dir}")
+
+
+def _ready_phrase(state: str) -> str:
+    if state == NATIVE:
+        return "this SGLang ships a working EAGLE-3 hook; eagle3-patch changes nothing"
+    return "EAGLE-3 aux hidden-state capture is in place"
+
+
+def _write_and_reread(plan: Plan, *, expect: tuple[str, ...]) -> InstallReport:
+    """Carry out the plan, then classify again: the result must read back as expected."""
+    if plan.write is None:
+        return plan.report
+    from eagle3_patch.write import execute
+
+    execute(plan.write)
+    final = classify_install(plan.report.install, load_spec())
+    if final.state not in expect:
+        raise Eagle3PatchError(
+            f"after writing, the install reads as {final.state} ({final.reason}); please report this",
+            path=plan.report.install.models_dir,
+        )
+    return final
+
+
+def _payload(
+    command: str,
+    report: InstallReport,
+    *,
+    changed: set[str] | None = None,
+    exit_code: int = EXIT_OK,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """The --json object (schema in the README, "JSON output")."""
+    changed = changed or set()
+    install = report.install
+    return {
+        "command": command,
+        "state": report.state,
+        "exit_code": exit_code,
+        "dry_run": dry_run,
+        "reason": report.reason,
+        "sglang": {
+            "root": str(install.package_dir),
+            "version": install.version,
+            "layout": install.layout,
+            "found_by": install.found_by,
+        },
+        "files": [
+            {
+                "path": str(f.path),
+                "name": f.spec.name,
+                "state": f.state,
+                "changed": str(f.path) in changed and not dry_run,
+                "would_change": str(f.path) in changed and dry_run,
+                "classes": [{"name": c.name, "role": c.role, "state": c.state, "detail": c.detail} for c in f.classes],
+            }
+            for f in report.files
+        ],
+    }

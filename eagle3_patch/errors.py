@@ -1,0 +1,66 @@
+"""Expected failures, each carrying the exit code the README documents.
+
+Stages raise these; only the CLI turns them into a message and an exit status,
+so the same condition gives the same code from every command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Exit codes, the same for every command (README, "Exit codes").
+EXIT_OK = 0
+EXIT_UNPATCHED = 1
+EXIT_USAGE = 2
+EXIT_UNSUPPORTED = 3
+EXIT_DRIFT = 4
+EXIT_NOT_FOUND = 5
+EXIT_CANNOT_WRITE = 6
+EXIT_INTERNAL = 70
+
+
+class Eagle3PatchError(Exception):
+    """An expected failure: one line naming the file and what to do next."""
+
+    exit_code = EXIT_INTERNAL
+    #: The short state name reported in --json output.
+    state = "error"
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class UsageError(Eagle3PatchError):
+    exit_code = EXIT_USAGE
+    state = "usage-error"
+
+
+class UnsupportedError(Eagle3PatchError):
+    """No Qwen3.5, no capture mechanism to hook into, or an unknown layout."""
+
+    exit_code = EXIT_UNSUPPORTED
+    state = "unsupported"
+
+
+class DriftError(Eagle3PatchError):
+    """A file changed since we patched it, or our backup/record disagrees with it."""
+
+    exit_code = EXIT_DRIFT
+    state = "drifted"
+
+
+class NotFoundError(Eagle3PatchError):
+    exit_code = EXIT_NOT_FOUND
+    state = "not-found"
+
+
+class WriteError(Eagle3PatchError):
+    """Nothing could be written (permission, read-only file system, disk full)."""
+
+    exit_code = EXIT_CANNOT_WRITE
+    state = "cannot-write"

@@ -1,0 +1,99 @@
+"""The record of what eagle3-patch wrote: per file, the sha256 before and after.
+
+Later runs decide a file's state from these hashes and the bytes on disk, never
+from timestamps. The ledger sits beside the files it describes
+(``srt/models/.eagle3-patch.json``); only the writer writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+LEDGER_NAME = ".eagle3-patch.json"
+BACKUP_SUFFIX = ".eagle3-bak"
+EDITED_SUFFIX = ".eagle3-edited"
+LEDGER_FORMAT = 1
+
+
+class LedgerError(ValueError):
+    """The ledger cannot be read: truncated, edited, or from an unknown format."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One patched file: its original and patched sha256, and the templates we wrote."""
+
+    name: str
+    pristine_sha256: str
+    patched_sha256: str
+    templates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    tool_version: str
+    sglang_version: str
+    entries: tuple[LedgerEntry, ...]
+
+    def get(self, name: str) -> LedgerEntry | None:
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        return None
+
+    def with_entries(self, entries: tuple[LedgerEntry, ...]) -> Ledger:
+        return Ledger(self.tool_version, self.sglang_version, entries)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_ledger(data: bytes) -> Ledger:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+        if raw.get("format") != LEDGER_FORMAT:
+            raise LedgerError(f"unknown ledger format {raw.get('format')!r}")
+        entries = tuple(
+            LedgerEntry(
+                name=name,
+                pristine_sha256=_sha(row["pristine_sha256"]),
+                patched_sha256=_sha(row["patched_sha256"]),
+                templates=tuple(str(t) for t in row.get("templates", ())),
+            )
+            for name, row in sorted(raw["files"].items())
+        )
+        return Ledger(
+            tool_version=str(raw.get("tool_version", "")),
+            sglang_version=str(raw.get("sglang_version", "")),
+            entries=entries,
+        )
+    except LedgerError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LedgerError(f"unreadable ledger ({type(exc).__name__}: {exc})") from exc
+
+
+def render_ledger(ledger: Ledger) -> bytes:
+    raw = {
+        "format": LEDGER_FORMAT,
+        "tool_version": ledger.tool_version,
+        "sglang_version": ledger.sglang_version,
+        "files": {
+            entry.name: {
+                "pristine_sha256": entry.pristine_sha256,
+                "patched_sha256": entry.patched_sha256,
+                "templates": list(entry.templates),
+            }
+            for entry in sorted(ledger.entries, key=lambda e: e.name)
+        },
+    }
+    return (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _sha(value: object) -> str:
+    if not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise LedgerError(f"not a sha256: {value!r}")
+    return value

@@ -1,0 +1,194 @@
+"""Stage 1: find the SGLang install to work on, without importing sglang.
+
+Importing sglang pulls in CUDA kernels and takes seconds, and fails outright in
+Docker build steps without a GPU stack, so every route here reads files only:
+``importlib.util.find_spec`` for an interpreter, folder shapes for a path.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from eagle3_patch import _probe
+from eagle3_patch.errors import NotFoundError, UsageError
+
+ROOT_ENV = "EAGLE3_PATCH_SGLANG_ROOT"
+UNKNOWN_VERSION = "unknown"
+_PROBE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Install:
+    """One SGLang install: where its package folder is and what release it is."""
+
+    #: The ``sglang`` package folder (it holds ``srt/``).
+    package_dir: Path
+    #: Release from dist-info metadata, ``_version.py``/``version.py``, or "unknown".
+    version: str
+    #: "wheel", "editable" (installed from a clone), "checkout" (a source tree) or "folder".
+    layout: str
+    #: How it was found, for messages: an interpreter path or a folder argument.
+    found_by: str
+    #: The ``sglang-*.dist-info`` folder when there is one (its RECORD witnesses originals).
+    dist_info: Path | None = None
+
+    @property
+    def models_dir(self) -> Path:
+        return self.package_dir / "srt" / "models"
+
+
+def locate(*, sglang_root: str | None = None, python: str | None = None) -> Install:
+    """Find the install from ``--sglang-root``, ``--python``, or this interpreter."""
+    if sglang_root and python:
+        raise UsageError("give either --sglang-root or --python, not both")
+    if sglang_root:
+        return locate_root(Path(sglang_root), found_by=f"--sglang-root {sglang_root}")
+    if python:
+        return locate_python(python)
+    env_root = os.environ.get(ROOT_ENV)
+    if env_root:
+        return locate_root(Path(env_root), found_by=f"{ROOT_ENV}={env_root}")
+    return _from_probe(_probe.probe(), found_by=f"interpreter {sys.executable}")
+
+
+def locate_python(python: str) -> Install:
+    """Ask another interpreter (a venv, conda env, Docker stage) where its sglang is."""
+    source = Path(_probe.__file__).read_text(encoding="utf-8")
+    try:
+        completed = subprocess.run(
+            [python, "-c", source],
+            capture_output=True,
+            text=True,
+            timeout=_PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NotFoundError(
+            f"cannot run this interpreter ({exc}); pass the path of a working python",
+            path=Path(python),
+        ) from exc
+    try:
+        answer = json.loads(completed.stdout)
+    except ValueError:
+        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise NotFoundError(
+            f"interpreter did not answer the probe ({last}); pass --sglang-root DIR instead",
+            path=Path(python),
+        ) from None
+    return _from_probe(answer, found_by=f"interpreter {python}")
+
+
+def _from_probe(answer: dict, *, found_by: str) -> Install:
+    package_dir = answer.get("package_dir")
+    if not package_dir:
+        raise NotFoundError(
+            f"sglang is not installed for {answer.get('python') or found_by}; install it "
+            "(pip install sglang==X) or point at it with --sglang-root DIR or --python PATH"
+        )
+    package = Path(package_dir)
+    dist_info = Path(answer["dist_info"]) if answer.get("dist_info") else None
+    if answer.get("editable_url"):
+        # pip install -e: metadata in site-packages, sources in the clone.
+        layout = "editable"
+    elif dist_info is not None and dist_info.parent == package.parent:
+        layout = "wheel"
+    else:
+        # Metadata found elsewhere on sys.path does not describe this folder.
+        dist_info = None
+        layout = "checkout" if _is_checkout_package(package) else "folder"
+    version = answer.get("version") if dist_info is not None else None
+    return Install(
+        package_dir=package,
+        version=version or _version_from_sources(package),
+        layout=layout,
+        found_by=found_by,
+        dist_info=dist_info,
+    )
+
+
+def locate_root(root: Path, *, found_by: str) -> Install:
+    """Accept the sglang package folder, its site-packages, or a source checkout's root."""
+    root = root.expanduser()
+    candidates = (
+        (root, "folder"),
+        (root / "sglang", "folder"),
+        (root / "python" / "sglang", "checkout"),
+    )
+    for package, layout in candidates:
+        if (package / "srt").is_dir():
+            break
+    else:
+        raise NotFoundError(
+            "no SGLang here (no srt/ folder); pass the sglang package folder, the "
+            "site-packages holding it, or a source checkout's root",
+            path=root,
+        )
+    package = package.resolve()
+    dist_info = _dist_info_beside(package)
+    if dist_info is not None:
+        layout = "wheel"
+    elif _is_checkout_package(package):
+        layout = "checkout"
+    version = _dist_info_version(dist_info) if dist_info else None
+    return Install(
+        package_dir=package,
+        version=version or _version_from_sources(package),
+        layout=layout,
+        found_by=found_by,
+        dist_info=dist_info,
+    )
+
+
+def _is_checkout_package(package: Path) -> bool:
+    """A clone keeps the package at <clone>/python/sglang beside pyproject.toml."""
+    return package.parent.name == "python" and (package.parent / "pyproject.toml").is_file()
+
+
+def _dist_info_beside(package: Path) -> Path | None:
+    """The sglang dist-info in the same site-packages whose RECORD lists this package."""
+    site = package.parent
+    found = sorted(site.glob("sglang-*.dist-info"))
+    for dist_info in found:
+        record = dist_info / "RECORD"
+        if record.is_file():
+            return dist_info
+    return found[0] if found else None
+
+
+def _dist_info_version(dist_info: Path) -> str | None:
+    metadata = dist_info / "METADATA"
+    try:
+        with metadata.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+    except OSError:
+        pass
+    name = dist_info.name[: -len(".dist-info")]
+    return name.split("-", 1)[1] if "-" in name else None
+
+
+def _version_from_sources(package: Path) -> str:
+    """Read ``__version__ = "..."`` from _version.py or version.py, never executing them."""
+    for name in ("_version.py", "version.py"):
+        try:
+            tree = ast.parse((package / name).read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in tree.body:
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets)
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                return node.value.value
+    return UNKNOWN_VERSION

@@ -1,0 +1,217 @@
+"""Decide what apply and revert would write, from a classified install.
+
+Turns an InstallReport into a WritePlan: runs the transformer on the files that
+need it, validates each result, and works out backups and ledger entries. Reads
+nothing but what the report carries (and backups, via resolve_pristine); writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import tokenize
+from dataclasses import dataclass
+
+from eagle3_patch import __version__
+from eagle3_patch.classify import (
+    DRIFTED,
+    NATIVE,
+    PATCHED,
+    PATCHED_OLD,
+    UNPATCHED,
+    UNSUPPORTED,
+    FileReport,
+    InstallReport,
+    resolve_pristine,
+)
+from eagle3_patch.errors import DriftError, UnsupportedError
+from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex
+from eagle3_patch.spec import PatchSpec
+from eagle3_patch.transform import InsertedMethod, Insertion, patch_source
+from eagle3_patch.validate import validate_patch
+from eagle3_patch.write import FileChange, WritePlan
+
+_NEEDS_PATCH = (UNPATCHED, PATCHED_OLD)
+_CARRIES_OURS = (PATCHED, PATCHED_OLD, DRIFTED)
+
+
+@dataclass(frozen=True)
+class FilePlan:
+    """One file's part of a plan: its bytes now and after, and what was inserted."""
+
+    report: FileReport
+    new_content: bytes
+    inserted: tuple[InsertedMethod, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    report: InstallReport
+    files: tuple[FilePlan, ...]
+    #: None when there is nothing to write.
+    write: WritePlan | None
+
+
+def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
+    """What apply writes: every unpatched or older block patched, validated, backed up."""
+    _refuse_unsupported(report)
+    if report.state == DRIFTED:
+        raise DriftError(
+            f"{report.reason}; nothing was changed. Run `eagle3-patch revert --force` to restore "
+            f"the original (your version is kept as *{EDITED_SUFFIX}), or reinstall: "
+            f"{reinstall_hint(report)}"
+        )
+    files = []
+    changes = []
+    entries = {e.name: e for e in report.ledger.entries} if report.ledger else {}
+    for file in report.files:
+        if file.content is None:
+            entries.pop(file.spec.name, None)
+            continue
+        if not any(c.state in _CARRIES_OURS for c in file.classes):
+            entries.pop(file.spec.name, None)  # a stale record of an older install
+        if file.state not in _NEEDS_PATCH:
+            continue
+        targets = tuple(c for c in file.spec.classes if _class_state(file, c.name) in _NEEDS_PATCH)
+        insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in targets)
+        result = patch_source(file.content, insertions, hook=spec.hook)
+        if result.refused:
+            reasons = "; ".join(f"{r.class_name}: {r.reason}" for r in result.refused)
+            raise UnsupportedError(f"cannot patch ({reasons}): unknown layout", path=file.path)
+        validate_patch(
+            file.content,
+            result.patched,
+            path=file.path,
+            classes=tuple(c.name for c in targets),
+            hook=spec.hook,
+        )
+        pristine = _pristine_for_apply(report, file, spec)
+        backup = None if _backup_bytes(file) == pristine else pristine
+        entries[file.spec.name] = LedgerEntry(
+            name=file.spec.name,
+            pristine_sha256=sha256_hex(pristine),
+            patched_sha256=sha256_hex(result.patched),
+            templates=tuple(sorted({spec.template(c.template).ident for c in file.spec.classes})),
+        )
+        files.append(FilePlan(file, result.patched, result.inserted))
+        changes.append(
+            FileChange(
+                path=file.path,
+                expected_sha256=sha256_hex(file.content),
+                new_content=result.patched,
+                backup=backup,
+                backup_path=file.backup_path,
+            )
+        )
+    if not changes:
+        return Plan(report, (), None)
+    ledger = Ledger(__version__, report.install.version, tuple(entries.values()))
+    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, render_ledger(ledger)))
+
+
+def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) -> Plan:
+    """What revert writes: each file carrying our blocks gets its verified original back."""
+    carrying = [f for f in report.files if f.content is not None and f.state in _CARRIES_OURS]
+    if not carrying:
+        _refuse_unsupported(report)
+        return Plan(report, (), None)
+    drifted = [f for f in carrying if f.state == DRIFTED]
+    if drifted and not force:
+        raise DriftError(
+            f"changed since eagle3-patch patched it; nothing was changed. Run `eagle3-patch revert "
+            f"--force` to restore the original and keep your version as {drifted[0].path.name}{EDITED_SUFFIX}",
+            path=drifted[0].path,
+        )
+    entries = {e.name: e for e in report.ledger.entries} if report.ledger else {}
+    files = []
+    changes = []
+    for file in carrying:
+        assert file.content is not None
+        entry = entries.pop(file.spec.name, None)
+        pristine = file.pristine or resolve_pristine(report.install, file.spec, file.content, entry, spec.hook)
+        if pristine is None:
+            raise DriftError(
+                "no intact copy of the original (backup missing or damaged, and removing our "
+                f"blocks does not give the recorded bytes); nothing was changed. Reinstall: {reinstall_hint(report)}",
+                path=file.path,
+            )
+        files.append(FilePlan(file, pristine))
+        changes.append(
+            FileChange(
+                path=file.path,
+                expected_sha256=sha256_hex(file.content),
+                new_content=pristine,
+                backup_path=file.backup_path,
+                remove_backup=True,
+                keep_as=file.path.with_name(file.path.name + EDITED_SUFFIX) if file.state == DRIFTED else None,
+            )
+        )
+    remaining = tuple(entries.values())
+    ledger = render_ledger(Ledger(__version__, report.install.version, remaining)) if remaining else None
+    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, ledger))
+
+
+def unified_diff(file_plan: FilePlan) -> str:
+    """The change as a unified diff (as libcst's codemod CLI prints it); empty when none."""
+    old = file_plan.report.content or b""
+    name = str(file_plan.report.path)
+    return "".join(
+        difflib.unified_diff(
+            _text(old).splitlines(keepends=True),
+            _text(file_plan.new_content).splitlines(keepends=True),
+            fromfile=f"a{name}" if name.startswith("/") else f"a/{name}",
+            tofile=f"b{name}" if name.startswith("/") else f"b/{name}",
+        )
+    )
+
+
+def reinstall_hint(report: InstallReport) -> str:
+    version = report.install.version
+    pin = f"sglang=={version}" if version != "unknown" else "sglang==<your version>"
+    return f"pip install --force-reinstall --no-deps {pin}"
+
+
+def _refuse_unsupported(report: InstallReport) -> None:
+    if report.state == UNSUPPORTED:
+        raise UnsupportedError(
+            f"unsupported SGLang {report.install.version}: {report.reason}. Nothing was changed; "
+            "sglang 0.5.11-0.5.21 can be patched, 0.5.22 and newer have the hook natively"
+        )
+
+
+def _class_state(file: FileReport, name: str) -> str:
+    for report in file.classes:
+        if report.name == name:
+            return report.state
+    return NATIVE
+
+
+def _pristine_for_apply(report: InstallReport, file: FileReport, spec: PatchSpec) -> bytes:
+    """The original bytes to back up: the file itself unless it already carries our blocks."""
+    assert file.content is not None
+    if not any(c.marker is not None for c in file.classes):
+        return file.content
+    entry = report.ledger.get(file.spec.name) if report.ledger else None
+    pristine = file.pristine or resolve_pristine(report.install, file.spec, file.content, entry, spec.hook)
+    if pristine is None:
+        raise DriftError(
+            f"carries older [EAGLE3-PATCH] blocks but no intact original; reinstall: {reinstall_hint(report)}",
+            path=file.path,
+        )
+    return pristine
+
+
+def _backup_bytes(file: FileReport) -> bytes | None:
+    try:
+        return file.backup_path.read_bytes()
+    except OSError:
+        return None
+
+
+def _text(data: bytes) -> str:
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return data.decode("utf-8", errors="replace")

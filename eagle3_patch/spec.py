@@ -1,0 +1,225 @@
+"""Stage 2: load what to change (anchors/*.toml) into frozen dataclasses.
+
+Targets, anchors, templates and the verified-release table are data, shipped in
+the wheel as ``eagle3_patch.anchors`` and read with importlib.resources, so a
+new SGLang layout is a data change reviewed as such, not a code change.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+ANCHORS_PACKAGE = "eagle3_patch.anchors"
+
+#: The tag every inserted block carries; a second run keys on it.
+MARKER_TAG = "[EAGLE3-PATCH"
+_MARKER_RE = re.compile(r"\[EAGLE3-PATCH(?:\s+(?P<template>[A-Za-z0-9_]+)-v(?P<version>\d+))?\]")
+
+ROLES = ("decoder", "wrapper")
+
+
+class SpecError(ValueError):
+    """The shipped data is inconsistent: a bug in eagle3-patch, not in the install."""
+
+
+@dataclass(frozen=True)
+class Template:
+    """One method eagle3-patch inserts, as source text (LF newlines, 4-space indent)."""
+
+    name: str
+    version: int
+    source: str
+
+    @property
+    def ident(self) -> str:
+        return f"{self.name}-v{self.version}"
+
+    @property
+    def marker_comment(self) -> str:
+        """The comment line placed above the inserted method."""
+        return (
+            f"# {MARKER_TAG} {self.ident}] added by eagle3-patch for EAGLE-3 aux "
+            "hidden-state capture; undo with: eagle3-patch revert"
+        )
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What a ``[EAGLE3-PATCH ...]`` comment says; version 0 when it names none."""
+
+    template: str | None
+    version: int
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a method goes: after the last definition of ``method``, or at the class end."""
+
+    method: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        if text == "end":
+            return cls(method=None)
+        kind, _, method = text.partition(":")
+        if kind != "after" or not method.isidentifier():
+            raise SpecError(f"bad anchor {text!r}: use 'after:METHOD' or 'end'")
+        return cls(method=method)
+
+    def __str__(self) -> str:
+        return "end of class" if self.method is None else f"after {self.method}"
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    name: str
+    role: str
+    template: str
+    required: bool
+    anchors: tuple[Anchor, ...]
+    #: "file.py:Class" of the decoder a wrapper delegates to.
+    decoder: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str
+    required: bool
+    classes: tuple[ClassSpec, ...]
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    hook: str
+    capture_flag: str
+    files: tuple[FileSpec, ...]
+    reference_files: tuple[str, ...]
+    templates: tuple[Template, ...]
+
+    def template(self, name: str) -> Template:
+        for template in self.templates:
+            if template.name == name:
+                return template
+        raise SpecError(f"no template named {name!r}")
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    name: str
+    pristine_sha256: str
+    #: sha256 of our output; None where nothing is patched (native releases).
+    patched_sha256: str | None
+
+
+@dataclass(frozen=True)
+class VerifiedRelease:
+    """One row of the verified table: what a known release looks like, before and after."""
+
+    version: str
+    #: "patch", "native" or "unsupported".
+    verdict: str
+    files: tuple[VerifiedFile, ...]
+    reason: str = ""
+
+
+def parse_marker(text: str) -> Marker | None:
+    """Read the first ``[EAGLE3-PATCH ...]`` tag in ``text``; None when there is none."""
+    match = _MARKER_RE.search(text)
+    if match is None:
+        return None if MARKER_TAG not in text else Marker(template=None, version=0)
+    version = match.group("version")
+    return Marker(template=match.group("template"), version=int(version) if version else 0)
+
+
+@lru_cache(maxsize=None)
+def load_spec() -> PatchSpec:
+    """The targets and templates shipped with this version of eagle3-patch."""
+    return spec_from_toml(_read_data("targets.toml"))
+
+
+@lru_cache(maxsize=None)
+def load_verified() -> tuple[VerifiedRelease, ...]:
+    """Every release we have run the full round trip on, oldest first."""
+    return verified_from_toml(_read_data("verified.toml"))
+
+
+def spec_from_toml(text: str) -> PatchSpec:
+    data = tomllib.loads(text)
+    templates = tuple(
+        Template(
+            name=name,
+            version=int(entry["version"]),
+            source=textwrap.dedent(entry["source"]).strip("\n") + "\n",
+        )
+        for name, entry in data["templates"].items()
+    )
+    names = {t.name for t in templates}
+    files = []
+    for file_entry in data["files"]:
+        classes = []
+        for entry in file_entry["classes"]:
+            if entry["role"] not in ROLES:
+                raise SpecError(f"{entry['name']}: unknown role {entry['role']!r}")
+            if entry["template"] not in names:
+                raise SpecError(f"{entry['name']}: unknown template {entry['template']!r}")
+            classes.append(
+                ClassSpec(
+                    name=entry["name"],
+                    role=entry["role"],
+                    template=entry["template"],
+                    required=bool(entry.get("required", True)),
+                    anchors=tuple(Anchor.parse(a) for a in entry["anchors"]),
+                    decoder=entry.get("decoder"),
+                )
+            )
+        files.append(
+            FileSpec(
+                name=file_entry["name"],
+                required=bool(file_entry.get("required", False)),
+                classes=tuple(classes),
+            )
+        )
+    return PatchSpec(
+        hook=data["hook"],
+        capture_flag=data["capture_flag"],
+        files=tuple(files),
+        reference_files=tuple(data.get("reference_files", ())),
+        templates=templates,
+    )
+
+
+def verified_from_toml(text: str) -> tuple[VerifiedRelease, ...]:
+    data = tomllib.loads(text)
+    releases = []
+    for entry in data.get("release", []):
+        files = tuple(
+            VerifiedFile(
+                name=name,
+                pristine_sha256=row["pristine"],
+                patched_sha256=row.get("patched"),
+            )
+            for name, row in entry.get("files", {}).items()
+        )
+        releases.append(
+            VerifiedRelease(
+                version=entry["version"],
+                verdict=entry["verdict"],
+                files=files,
+                reason=entry.get("reason", ""),
+            )
+        )
+    return tuple(releases)
+
+
+def _read_data(name: str) -> str:
+    return resources.files(ANCHORS_PACKAGE).joinpath(name).read_text(encoding="utf-8")

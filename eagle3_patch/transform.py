@@ -1,0 +1,208 @@
+"""Stage 4: insert (or remove) our marked hook methods with libcst.
+
+Pure functions from bytes to bytes: nothing here reads or writes files. libcst
+keeps every byte we do not touch (comments, blank lines, CRLF, a BOM, an
+encoding cookie), and new code is parsed with the module's own config so its
+indentation and newlines match the file it lands in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+
+from eagle3_patch.spec import MARKER_TAG, Anchor, Template
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """Give ``class_name`` the method in ``template`` at the first matching anchor."""
+
+    class_name: str
+    template: Template
+    anchors: tuple[Anchor, ...]
+
+
+@dataclass(frozen=True)
+class InsertedMethod:
+    class_name: str
+    template: str
+    #: "after set_dflash_layers_to_capture", "end of class", or "replaced <old block>".
+    placement: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A class the transformer could not give its method, and why."""
+
+    class_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    source: bytes
+    patched: bytes
+    inserted: tuple[InsertedMethod, ...]
+    refused: tuple[Refusal, ...]
+
+    @property
+    def changed(self) -> bool:
+        return self.patched != self.source
+
+
+def patch_source(source: bytes, insertions: tuple[Insertion, ...], *, hook: str) -> TransformResult:
+    """Insert each template into its class; a class already carrying it is left as is."""
+    module = cst.parse_module(source)
+    transformer = InsertHookTransformer(insertions, hook=hook, module=module)
+    patched = module.visit(transformer)
+    return TransformResult(
+        source=source,
+        patched=patched.bytes,
+        inserted=tuple(transformer.inserted),
+        refused=tuple(transformer.refused),
+    )
+
+
+def strip_source(source: bytes, *, hook: str) -> bytes:
+    """Remove every marked ``hook`` method from top-level classes: the inverse of patching."""
+    module = cst.parse_module(source)
+    return module.visit(StripHookTransformer(hook=hook)).bytes
+
+
+def is_marked(node: cst.FunctionDef) -> bool:
+    """A method we inserted: a ``[EAGLE3-PATCH`` comment above it or inside it."""
+    if any(line.comment and MARKER_TAG in line.comment.value for line in node.leading_lines):
+        return True
+    return any(MARKER_TAG in c.value for c in m.findall(node, m.Comment()))
+
+
+class _TopLevelClassTransformer(cst.CSTTransformer):
+    """Visits only the last top-level definition of each class: the one Python keeps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_definition: dict[str, cst.ClassDef] = {}
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        for statement in node.body:
+            if isinstance(statement, cst.ClassDef):
+                self._last_definition[statement.name.value] = statement
+        return True
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False  # nested classes are never targets
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False  # nor are classes defined inside functions
+
+    def _is_target(self, node: cst.ClassDef) -> bool:
+        return self._last_definition.get(node.name.value) is node
+
+
+class InsertHookTransformer(_TopLevelClassTransformer):
+    """Add the hook to each target class, or replace our older marked block in place."""
+
+    def __init__(self, insertions: tuple[Insertion, ...], *, hook: str, module: cst.Module) -> None:
+        super().__init__()
+        self._insertions = {insertion.class_name: insertion for insertion in insertions}
+        self._hook = hook
+        self._module = module
+        self._seen: set[str] = set()
+        self.inserted: list[InsertedMethod] = []
+        self.refused: list[Refusal] = []
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        name = updated_node.name.value
+        insertion = self._insertions.get(name)
+        if insertion is None or not self._is_target(original_node):
+            return updated_node
+        self._seen.add(name)
+        if not isinstance(updated_node.body, cst.IndentedBlock):
+            self.refused.append(Refusal(name, "class body is on one line"))
+            return updated_node
+        body = list(updated_node.body.body)
+        method = self._render(insertion.template)
+        hooks = [i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name(self._hook)))]
+        if hooks:
+            index = hooks[-1]
+            existing = body[index]
+            assert isinstance(existing, cst.FunctionDef)
+            if not is_marked(existing):
+                self.refused.append(Refusal(name, f"already defines {self._hook} (not ours)"))
+                return updated_node
+            if existing.deep_equals(method):
+                return updated_node
+            body[index] = method
+            placement = "replaced an older [EAGLE3-PATCH] block"
+        else:
+            found = self._anchor_index(body, insertion.anchors)
+            if found is None:
+                anchors = ", ".join(str(a) for a in insertion.anchors)
+                self.refused.append(Refusal(name, f"no anchor matched ({anchors})"))
+                return updated_node
+            index, anchor = found
+            body.insert(index, method)
+            placement = str(anchor)
+        self.inserted.append(InsertedMethod(name, insertion.template.ident, placement))
+        return updated_node.with_changes(body=updated_node.body.with_changes(body=body))
+
+    def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        for name in self._insertions:
+            if name not in self._seen:
+                self.refused.append(Refusal(name, "class not found"))
+        return updated_node
+
+    @staticmethod
+    def _anchor_index(
+        body: list[cst.BaseStatement], anchors: tuple[Anchor, ...]
+    ) -> tuple[int, Anchor] | None:
+        for anchor in anchors:
+            if anchor.method is None:
+                return len(body), anchor
+            matching = [
+                i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name(anchor.method)))
+            ]
+            if matching:
+                return matching[-1] + 1, anchor
+        return None
+
+    def _render(self, template: Template) -> cst.FunctionDef:
+        """Parse the template as this module would have written it: its indent, its newline."""
+        indent = self._module.default_indent
+        newline = self._module.default_newline
+        lines = [template.marker_comment, *template.source.splitlines()]
+        text = newline.join(_reindent(line, indent) for line in lines) + newline
+        method = cst.parse_statement(text, config=self._module.config_for_parsing)
+        assert isinstance(method, cst.FunctionDef)
+        blank = cst.EmptyLine(indent=False, whitespace=cst.SimpleWhitespace(""))
+        return method.with_changes(leading_lines=[blank, *method.leading_lines])
+
+
+class StripHookTransformer(_TopLevelClassTransformer):
+    """Remove our marked hook methods, and with them the blank and marker lines above."""
+
+    def __init__(self, *, hook: str) -> None:
+        super().__init__()
+        self._hook = hook
+
+    def leave_ClassDef(self, original_node: cst.ClassDef, updated_node: cst.ClassDef) -> cst.ClassDef:
+        if not self._is_target(original_node) or not isinstance(updated_node.body, cst.IndentedBlock):
+            return updated_node
+        body = [
+            s
+            for s in updated_node.body.body
+            if not (m.matches(s, m.FunctionDef(name=m.Name(self._hook))) and is_marked(s))  # type: ignore[arg-type]
+        ]
+        if len(body) == len(updated_node.body.body) or not body:
+            return updated_node
+        return updated_node.with_changes(body=updated_node.body.with_changes(body=body))
+
+
+def _reindent(line: str, indent: str) -> str:
+    """Templates are written with 4-space levels; use the module's own indent unit."""
+    stripped = line.lstrip(" ")
+    levels, extra = divmod(len(line) - len(stripped), 4)
+    return indent * levels + " " * extra + stripped if stripped else ""
