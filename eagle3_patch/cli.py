@@ -195,7 +195,9 @@ def status(out: Output, sglang_root: str | None, python: str | None, as_json: bo
     _header(out, report)
     rows = [(f.path.name, c.name, c.state, c.detail) for f in report.files for c in f.classes]
     out.table(("file", "class", "state", "detail"), rows, state_column=2)
-    out.line(f"{report.state}: overall" + (f"; {report.reason}" if report.reason else ""), state=report.state)
+    out.line(f"{report.state}: overall", state=report.state)
+    if report.reason:
+        out.error(f"{report.state}: {report.reason}")
     return code
 
 

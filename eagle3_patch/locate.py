@@ -125,8 +125,8 @@ def locate_root(root: Path, *, found_by: str) -> Install:
             break
     else:
         raise NotFoundError(
-            "no SGLang here (no srt/ folder); pass the sglang package folder, the "
-            "site-packages holding it, or a source checkout's root",
+            "no SGLang here (no srt/ folder); give --sglang-root the sglang package "
+            "folder, the site-packages holding it, or a source checkout's root",
             path=root,
         )
     package = package.resolve()

@@ -1,0 +1,195 @@
+"""Structural classification of fixture installs: per class, per file, per install."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eagle3_patch.classify import (
+    ABSENT,
+    DRIFTED,
+    NATIVE,
+    PATCHED,
+    PATCHED_OLD,
+    UNPATCHED,
+    UNSUPPORTED,
+    InstallReport,
+    record_sha256,
+)
+from eagle3_patch.ledger import LEDGER_NAME, sha256_hex
+from eagle3_patch.locate import locate_root
+from tests.conftest import FIXTURES, MakeInstall, classify_site, patch_site
+
+
+def states(report: InstallReport) -> dict[str, str]:
+    return {f"{f.spec.name}:{c.name}": c.state for f in report.files for c in f.classes}
+
+
+def models(site: Path) -> Path:
+    return site / "sglang" / "srt" / "models"
+
+
+def test_capture_without_hook_is_unpatched(make_install: MakeInstall) -> None:
+    report = classify_site(make_install("capture_no_hook"))
+    assert report.state == UNPATCHED
+    assert states(report) == {
+        "qwen3_5.py:Qwen3_5ForCausalLM": UNPATCHED,
+        "qwen3_5.py:Qwen3_5ForConditionalGeneration": UNPATCHED,
+        "qwen3_5.py:Qwen3_5MoeForConditionalGeneration": UNPATCHED,
+        "qwen3_5_text.py:Qwen3_5ForCausalLM": ABSENT,
+    }
+    wrapper = report.files[0].classes[1]
+    assert "Qwen3VLForConditionalGeneration" in wrapper.detail
+
+
+@pytest.mark.parametrize("text_shape", ["text_wrapper", "text_wrapper_plain"])
+def test_text_wrapper_is_a_target(make_install: MakeInstall, text_shape: str) -> None:
+    report = classify_site(make_install("capture_no_hook", text_shape))
+    assert states(report)["qwen3_5_text.py:Qwen3_5ForCausalLM"] == UNPATCHED
+
+
+def test_pre_capture_decoder_is_unsupported(make_install: MakeInstall) -> None:
+    report = classify_site(make_install("pre_capture"))
+    assert report.state == UNSUPPORTED
+    assert "_is_layer_to_capture" in report.reason
+    assert "qwen3_5.py" in report.reason
+
+
+def test_no_qwen3_5_is_unsupported(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    (models(site) / "qwen3_5.py").unlink()
+    report = classify_site(site)
+    assert report.state == UNSUPPORTED
+    assert "no Qwen3.5 model file" in report.reason
+
+
+def test_native_release_is_native(make_install: MakeInstall) -> None:
+    report = classify_site(make_install("native"))
+    assert report.state == NATIVE
+    assert set(states(report).values()) == {NATIVE}
+
+
+def test_native_decoder_with_broken_base_hook_needs_wrappers(make_install: MakeInstall) -> None:
+    site = make_install("native")
+    shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_vl.py", models(site) / "qwen3_vl.py")
+    report = classify_site(site)
+    assert states(report)["qwen3_5.py:Qwen3_5ForCausalLM"] == NATIVE
+    assert states(report)["qwen3_5.py:Qwen3_5ForConditionalGeneration"] == UNPATCHED
+    assert report.state == UNPATCHED
+
+
+def test_delegating_base_without_decoder_hook_is_not_native(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    shutil.copyfile(FIXTURES / "native" / "qwen3_vl.py", models(site) / "qwen3_vl.py")
+    report = classify_site(site)
+    assert states(report)["qwen3_5.py:Qwen3_5ForConditionalGeneration"] == UNPATCHED
+
+
+def test_foreign_hook_that_does_not_work_is_refused(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    path = models(site) / "qwen3_5.py"
+    path.write_text(
+        path.read_text().replace(
+            "    def get_input_embeddings(self):",
+            "    def set_eagle3_layers_to_capture(self, ids):\n        self.ids = ids\n\n    def get_input_embeddings(self):",
+        )
+    )
+    report = classify_site(site)
+    assert report.state == UNSUPPORTED
+    assert "refusing to add a second one" in report.reason
+
+
+def test_missing_required_class_is_unsupported(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    path = models(site) / "qwen3_5.py"
+    path.write_text(path.read_text().replace("class Qwen3_5MoeForConditionalGeneration(", "class Renamed("))
+    report = classify_site(site)
+    assert report.state == UNSUPPORTED
+    assert "Qwen3_5MoeForConditionalGeneration: class not found" in report.reason
+
+
+def test_unparsable_file_is_unsupported(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    (models(site) / "qwen3_5.py").write_text("class Broken(:\n")
+    assert classify_site(site).state == UNSUPPORTED
+
+
+def test_patched_install_reads_patched(make_install: MakeInstall) -> None:
+    report = patch_site(make_install("capture_no_hook", "text_wrapper"))
+    assert report.state == PATCHED
+    assert {s for s in states(report).values()} == {PATCHED}
+    assert report.ledger is not None and report.ledger.get("qwen3_5.py") is not None
+
+
+def test_edit_after_patch_is_drifted(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    patch_site(site)
+    path = models(site) / "qwen3_5.py"
+    path.write_text(path.read_text() + "\n# my edit\n")
+    report = classify_site(site)
+    assert report.state == DRIFTED
+    assert "changed since eagle3-patch wrote it" in report.reason
+    assert report.files[0].pristine == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+
+
+def test_reinstalled_file_with_stale_backup_is_unpatched(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    patch_site(site)
+    shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / "qwen3_5.py")
+    assert (models(site) / "qwen3_5.py.eagle3-bak").exists()
+    assert classify_site(site).state == UNPATCHED
+
+
+def test_older_blocks_without_record_are_drifted(make_install: MakeInstall) -> None:
+    report = classify_site(make_install("capture_no_hook", "patched_old"))
+    assert report.state == DRIFTED
+    assert "nothing vouches" in report.reason
+
+
+def test_older_blocks_with_matching_backup_are_patched_old(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook", "patched_old")
+    shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / "qwen3_5.py.eagle3-bak")
+    report = classify_site(site)
+    assert report.state == UNPATCHED
+    assert states(report) == {
+        "qwen3_5.py:Qwen3_5ForCausalLM": PATCHED_OLD,
+        "qwen3_5.py:Qwen3_5ForConditionalGeneration": PATCHED_OLD,
+        "qwen3_5.py:Qwen3_5MoeForConditionalGeneration": UNPATCHED,
+        "qwen3_5_text.py:Qwen3_5ForCausalLM": ABSENT,
+    }
+
+
+def test_lost_ledger_falls_back_to_the_backup(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    patch_site(site)
+    (models(site) / LEDGER_NAME).unlink()
+    report = classify_site(site)
+    assert report.state == PATCHED
+    assert report.files[0].detail == "no ledger entry"
+
+
+def test_corrupt_ledger_is_reported_and_ignored(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    patch_site(site)
+    ledger = models(site) / LEDGER_NAME
+    ledger.write_bytes(ledger.read_bytes()[:40])
+    report = classify_site(site)
+    assert report.ledger is None
+    assert str(ledger) in report.ledger_problem
+    assert report.state == PATCHED  # vouched for by the backup instead
+
+
+def test_record_sha256_reads_pips_record(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook", version="0.5.11")
+    content = (models(site) / "qwen3_5.py").read_bytes()
+    import base64
+    import hashlib
+
+    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+    record = site / "sglang-0.5.11.dist-info" / "RECORD"
+    record.write_text(f"sglang/srt/models/qwen3_5.py,sha256={digest},{len(content)}\n")
+    install = locate_root(site, found_by="test")
+    assert record_sha256(install, "qwen3_5.py") == sha256_hex(content)
+    assert record_sha256(install, "qwen3_5_text.py") is None

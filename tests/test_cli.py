@@ -1,0 +1,241 @@
+"""The command line on fixture installs: exit codes, messages, JSON, drift and reinstall flows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eagle3_patch.errors import (
+    EXIT_CANNOT_WRITE,
+    EXIT_DRIFT,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNPATCHED,
+    EXIT_UNSUPPORTED,
+    EXIT_USAGE,
+)
+from eagle3_patch.ledger import BACKUP_SUFFIX, EDITED_SUFFIX, LEDGER_NAME
+from tests.conftest import FIXTURES, MakeInstall, run_cli, run_json, snapshot
+
+
+def models(site: Path) -> Path:
+    return site / "sglang" / "srt" / "models"
+
+
+@pytest.fixture
+def site(make_install: MakeInstall) -> Path:
+    return make_install("capture_no_hook", "text_wrapper", version="0.5.21")
+
+
+def test_apply_check_revert_round_trip(runner: CliRunner, site: Path) -> None:
+    before = snapshot(models(site))
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    applied = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert applied.exit_code == EXIT_OK, applied.output
+    assert "patched: qwen3_5.py: Qwen3_5ForCausalLM (after set_dflash_layers_to_capture)" in applied.stdout
+    assert (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).read_bytes() == before["qwen3_5.py"][0]
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_OK
+    after = snapshot(models(site))
+    again = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert again.exit_code == EXIT_OK and "nothing to do" in again.stdout
+    assert snapshot(models(site)) == after
+    reverted = run_cli(runner, "revert", "--sglang-root", str(site))
+    assert reverted.exit_code == EXIT_OK
+    assert {k: v[0] for k, v in snapshot(models(site)).items()} == {k: v[0] for k, v in before.items()}
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK  # nothing to do
+
+
+def test_dry_run_prints_diff_and_writes_nothing(runner: CliRunner, site: Path) -> None:
+    before = snapshot(site)
+    result = run_cli(runner, "apply", "--dry-run", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_OK
+    assert "+    def set_eagle3_layers_to_capture(self, layers_to_capture):" in result.stdout
+    assert "+    # [EAGLE3-PATCH decoder-v1]" in result.stdout
+    assert "dry run: nothing was written" in result.stdout
+    assert snapshot(site) == before
+
+
+def test_json_schema(runner: CliRunner, site: Path) -> None:
+    code, payload = run_json(runner, "apply", "--sglang-root", str(site))
+    assert code == EXIT_OK
+    assert payload["state"] == "patched"
+    assert payload["sglang"] == {
+        "root": str((site / "sglang").resolve()),
+        "version": "0.5.21",
+        "layout": "wheel",
+        "found_by": f"--sglang-root {site}",
+    }
+    files = {f["name"]: f for f in payload["files"]}
+    assert files["qwen3_5.py"]["changed"] is True
+    assert {c["state"] for c in files["qwen3_5.py"]["classes"]} == {"patched"}
+    code, payload = run_json(runner, "check", "--sglang-root", str(site))
+    assert (code, payload["state"], payload["exit_code"]) == (EXIT_OK, "patched", EXIT_OK)
+    assert not any(f["changed"] for f in payload["files"])
+
+
+def test_status_table(runner: CliRunner, site: Path) -> None:
+    result = run_cli(runner, "status", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_OK
+    lines = result.stdout.splitlines()
+    assert lines[1].split() == ["file", "class", "state", "detail"]
+    assert any(line.split()[:3] == ["qwen3_5_text.py", "Qwen3_5ForCausalLM", "unpatched"] for line in lines)
+
+
+def test_native_install_is_left_alone(runner: CliRunner, make_install: MakeInstall) -> None:
+    site = make_install("native")
+    before = snapshot(site)
+    for command in ("apply", "check", "revert"):
+        result = run_cli(runner, command, "--sglang-root", str(site))
+        assert result.exit_code == EXIT_OK, (command, result.output)
+    assert snapshot(site) == before
+
+
+@pytest.mark.parametrize("command", ["apply", "check", "revert", "status"])
+def test_unsupported_exits_3_and_writes_nothing(runner: CliRunner, make_install: MakeInstall, command: str) -> None:
+    site = make_install("pre_capture")
+    before = snapshot(site)
+    result = run_cli(runner, command, "--sglang-root", str(site))
+    assert result.exit_code == EXIT_UNSUPPORTED
+    assert "qwen3_5.py" in result.stderr and "_is_layer_to_capture" in result.stderr
+    assert snapshot(site) == before
+
+
+@pytest.mark.parametrize("command", ["apply", "check", "revert", "status"])
+def test_not_found_exits_5(runner: CliRunner, tmp_path: Path, command: str) -> None:
+    result = run_cli(runner, command, "--sglang-root", str(tmp_path))
+    assert result.exit_code == EXIT_NOT_FOUND
+    assert str(tmp_path) in result.stderr and "--sglang-root" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_errors_exit_2(runner: CliRunner, site: Path) -> None:
+    assert run_cli(runner, "apply", "--sglang-root", str(site), "--python", sys.executable).exit_code == EXIT_USAGE
+    assert run_cli(runner, "apply", "--no-such-flag").exit_code == EXIT_USAGE
+    assert run_cli(runner, "frobnicate").exit_code == EXIT_USAGE
+
+
+def test_environment_variable_names_the_root(runner: CliRunner, site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EAGLE3_PATCH_SGLANG_ROOT", str(site))
+    code, payload = run_json(runner, "check")
+    assert code == EXIT_UNPATCHED
+    assert payload["sglang"]["found_by"] == f"EAGLE3_PATCH_SGLANG_ROOT={site}"
+
+
+def test_drift_refused_everywhere_until_forced(runner: CliRunner, site: Path) -> None:
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    target = models(site) / "qwen3_5.py"
+    edited = target.read_bytes().replace(b"layer_ids = list(layers_to_capture)", b"layer_ids = sorted(layers_to_capture)")
+    target.write_bytes(edited)
+    before = snapshot(site)
+    for command in ("check", "apply", "revert"):
+        result = run_cli(runner, command, "--sglang-root", str(site))
+        assert result.exit_code == EXIT_DRIFT, command
+        assert str(target) in result.stderr
+    assert "revert --force" in result.stderr
+    assert snapshot(site) == before
+    forced = run_cli(runner, "revert", "--force", "--sglang-root", str(site))
+    assert forced.exit_code == EXIT_OK, forced.output
+    assert target.read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX)).read_bytes() == edited
+    assert not (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()
+    assert not (models(site) / LEDGER_NAME).exists()
+
+
+def test_reinstall_over_patched_file_is_simply_unpatched(runner: CliRunner, site: Path) -> None:
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
+    backup.write_bytes(b"# a stale backup from another release\n")
+    shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / "qwen3_5.py")
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert backup.read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / "qwen3_5.py").read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+
+
+def test_damaged_backup_falls_back_to_removing_blocks(runner: CliRunner, site: Path) -> None:
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
+    backup.write_bytes(backup.read_bytes()[:100])
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / "qwen3_5.py").read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+
+
+def test_no_intact_original_refuses_revert_with_reinstall_hint(runner: CliRunner, site: Path) -> None:
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    target = models(site) / "qwen3_5.py"
+    target.write_bytes(target.read_bytes() + b"# edit\n")
+    (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).unlink()
+    before = snapshot(site)
+    result = run_cli(runner, "revert", "--force", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_DRIFT
+    assert "pip install --force-reinstall --no-deps sglang==0.5.21" in result.stderr
+    assert snapshot(site) == before
+
+
+def test_older_blocks_are_refreshed_in_place(runner: CliRunner, make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook", "patched_old")
+    original = FIXTURES / "capture_no_hook" / "qwen3_5.py"
+    shutil.copyfile(original, models(site) / ("qwen3_5.py" + BACKUP_SUFFIX))
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    result = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_OK, result.output
+    assert "replaced an older [EAGLE3-PATCH] block" in result.stdout
+    text = (models(site) / "qwen3_5.py").read_text()
+    assert text.count("def set_eagle3_layers_to_capture") == 3
+    assert "one-shot script" not in text
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / "qwen3_5.py").read_bytes() == original.read_bytes()
+
+
+def test_unwritable_folder_exits_6_and_changes_nothing(runner: CliRunner, site: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions; the read-only file case covers exit 6 here")
+    folder = models(site)
+    before = snapshot(site)
+    folder.chmod(0o555)
+    try:
+        result = run_cli(runner, "apply", "--sglang-root", str(site))
+    finally:
+        folder.chmod(0o755)
+    assert result.exit_code == EXIT_CANNOT_WRITE
+    assert snapshot(site) == before
+
+
+def test_read_only_file_exits_6_and_changes_nothing(runner: CliRunner, site: Path) -> None:
+    target = models(site) / "qwen3_5_text.py"
+    target.chmod(0o444)
+    before = snapshot(site)
+    result = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_CANNOT_WRITE
+    assert str(target) in result.stderr and "read-only" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(site) == before
+
+
+def test_console_script_piped_output_is_plain(site: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "eagle3_patch", "status", "--sglang-root", str(site)],
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert completed.returncode == EXIT_OK
+    assert b"\x1b[" not in completed.stdout + completed.stderr
+    assert b"Qwen3_5MoeForConditionalGeneration" in completed.stdout
+
+
+def test_json_error_object(runner: CliRunner, tmp_path: Path) -> None:
+    code, payload = run_json(runner, "check", "--sglang-root", str(tmp_path))
+    assert code == EXIT_NOT_FOUND
+    assert payload["state"] == "not-found" and str(tmp_path) in payload["error"]
+    json.dumps(payload)

@@ -1,0 +1,160 @@
+"""The writer: atomic replacement, metadata, transactions, bytecode, refusals."""
+
+from __future__ import annotations
+
+import os
+import py_compile
+from pathlib import Path
+
+import pytest
+
+from eagle3_patch import write
+from eagle3_patch.errors import DriftError, WriteError
+from eagle3_patch.ledger import sha256_hex
+from eagle3_patch.write import TEMP_SUFFIX, FileChange, WritePlan, atomic_write, execute
+
+
+def change(path: Path, new: bytes, **extra: object) -> FileChange:
+    return FileChange(path=path, expected_sha256=sha256_hex(path.read_bytes()), new_content=new, **extra)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(TEMP_SUFFIX))
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o755, 0o640])
+def test_atomic_write_keeps_mode_under_strict_umask(tmp_path: Path, mode: int) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"old\n")
+    target.chmod(mode)
+    previous = os.umask(0o077)
+    try:
+        atomic_write(target, b"new\n")
+    finally:
+        os.umask(previous)
+    assert target.read_bytes() == b"new\n"
+    assert target.stat().st_mode & 0o777 == mode
+    assert leftovers(tmp_path) == []
+
+
+def test_hard_link_is_broken_not_written_through(tmp_path: Path) -> None:
+    cache = tmp_path / "cache.py"
+    cache.write_bytes(b"shared\n")
+    target = tmp_path / "m.py"
+    os.link(cache, target)
+    atomic_write(target, b"patched\n")
+    assert cache.read_bytes() == b"shared\n"
+    assert target.read_bytes() == b"patched\n"
+
+
+def test_plan_writes_backup_ledger_and_file(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"original\n")
+    backup = tmp_path / "m.py.eagle3-bak"
+    ledger = tmp_path / ".eagle3-patch.json"
+    outcome = execute(WritePlan((change(target, b"patched\n", backup=b"original\n", backup_path=backup),), ledger, b"{}\n"))
+    assert outcome.written == (target,)
+    assert (target.read_bytes(), backup.read_bytes(), ledger.read_bytes()) == (b"patched\n", b"original\n", b"{}\n")
+
+
+def test_symlinked_target_patches_the_real_file(tmp_path: Path) -> None:
+    real = tmp_path / "real" / "m.py"
+    real.parent.mkdir()
+    real.write_bytes(b"original\n")
+    link = tmp_path / "m.py"
+    link.symlink_to(real)
+    execute(WritePlan((change(link, b"patched\n", backup=b"original\n", backup_path=tmp_path / "m.py.eagle3-bak"),), tmp_path / "l.json", b"{}"))
+    assert link.is_symlink()
+    assert real.read_bytes() == b"patched\n"
+    assert (real.parent / "m.py.eagle3-bak").read_bytes() == b"original\n"
+
+
+def test_failure_on_second_file_restores_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    first.write_bytes(b"a\n")
+    second.write_bytes(b"b\n")
+    ledger = tmp_path / ".eagle3-patch.json"
+    real_replace = os.replace
+
+    def failing_replace(src: str, dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == second:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(write.os, "replace", failing_replace)
+    plan = WritePlan(
+        (
+            change(first, b"A\n", backup=b"a\n", backup_path=tmp_path / "a.py.eagle3-bak"),
+            change(second, b"B\n", backup=b"b\n", backup_path=tmp_path / "b.py.eagle3-bak"),
+        ),
+        ledger,
+        b"{}\n",
+    )
+    with pytest.raises(WriteError) as caught:
+        execute(plan)
+    assert "No space left on device" in str(caught.value) and str(second) in str(caught.value)
+    assert (first.read_bytes(), second.read_bytes()) == (b"a\n", b"b\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.py", "b.py"]
+
+
+def test_fsync_failure_never_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"original\n")
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(write.os, "fsync", failing_fsync)
+    with pytest.raises(WriteError, match="Input/output error"):
+        atomic_write(target, b"patched\n")
+    assert target.read_bytes() == b"original\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_read_only_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"original\n")
+    target.chmod(0o444)
+    with pytest.raises(WriteError, match="read-only"):
+        execute(WritePlan((change(target, b"patched\n"),), tmp_path / "l.json", b"{}"))
+    assert target.read_bytes() == b"original\n"
+    assert target.stat().st_mode & 0o777 == 0o444
+
+
+def test_file_changed_since_planning_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"original\n")
+    planned = change(target, b"patched\n")
+    target.write_bytes(b"someone else\n")
+    with pytest.raises(DriftError):
+        execute(WritePlan((planned,), tmp_path / "l.json", b"{}"))
+    assert target.read_bytes() == b"someone else\n"
+
+
+def test_stale_bytecode_is_removed(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"X = 1\n")
+    other = tmp_path / "other.py"
+    other.write_bytes(b"Y = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    for name in ("m.cpython-310.pyc", "m.cpython-311.pyc", "m.cpython-311.opt-1.pyc", "other.cpython-311.pyc"):
+        (cache / name).write_bytes(b"stale")
+    py_compile.compile(str(target))
+    outcome = execute(WritePlan((change(target, b"X = 2\n"),), tmp_path / "l.json", b"{}"))
+    assert sorted(p.name for p in cache.iterdir()) == ["other.cpython-311.pyc"]
+    assert len(outcome.removed_bytecode) == 3
+
+
+def test_revert_plan_keeps_copy_and_removes_backup_and_ledger(tmp_path: Path) -> None:
+    target = tmp_path / "m.py"
+    target.write_bytes(b"edited\n")
+    backup = tmp_path / "m.py.eagle3-bak"
+    backup.write_bytes(b"original\n")
+    ledger = tmp_path / ".eagle3-patch.json"
+    ledger.write_bytes(b"{}")
+    keep = tmp_path / "m.py.eagle3-edited"
+    execute(WritePlan((change(target, b"original\n", backup_path=backup, remove_backup=True, keep_as=keep),), ledger, None))
+    assert target.read_bytes() == b"original\n"
+    assert keep.read_bytes() == b"edited\n"
+    assert not backup.exists() and not ledger.exists()
