@@ -123,12 +123,11 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
             f"--force` to restore the original and keep your version as {drifted[0].path.name}{EDITED_SUFFIX}",
             path=drifted[0].path,
         )
-    entries = {e.name: e for e in report.ledger.entries} if report.ledger else {}
     files = []
     changes = []
     for file in carrying:
         assert file.content is not None
-        entry = entries.pop(file.spec.name, None)
+        entry = report.ledger.get(file.spec.name) if report.ledger else None
         pristine = file.pristine or resolve_pristine(report.install, file.spec, file.content, entry, spec.hook)
         if pristine is None:
             raise DriftError(
@@ -147,9 +146,8 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 keep_as=file.path.with_name(file.path.name + EDITED_SUFFIX) if file.state == DRIFTED else None,
             )
         )
-    remaining = tuple(entries.values())
-    ledger = render_ledger(Ledger(__version__, report.install.version, remaining)) if remaining else None
-    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, ledger))
+    # Every file carrying our blocks is restored, so no record is left to keep.
+    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, None))
 
 
 def unified_diff(file_plan: FilePlan) -> str:

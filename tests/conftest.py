@@ -54,7 +54,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "release" in metafunc.fixturenames:
         metafunc.parametrize("release", RELEASES)
     if "patch_release" in metafunc.fixturenames:
-        metafunc.parametrize("patch_release", PATCH_RELEASES)
+        metafunc.parametrize("patch_release", PATCH_RELEASES, scope="session")
 
 
 @pytest.fixture

@@ -1,0 +1,191 @@
+"""Finding SGLang without importing it: folders, environment, other interpreters, editable installs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from eagle3_patch.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNPATCHED, NotFoundError, UsageError
+from eagle3_patch.fetch import fetch_wheel
+from eagle3_patch.locate import UNKNOWN_VERSION, locate, locate_python, locate_root
+from tests.conftest import FIXTURES, MakeInstall, run_json, snapshot
+
+
+def test_root_may_be_package_site_packages_or_checkout(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook", version="0.5.13")
+    package = (site / "sglang").resolve()
+    for given in (site, site / "sglang"):
+        install = locate_root(given, found_by="test")
+        assert (install.package_dir, install.version, install.layout) == (package, "0.5.13", "wheel")
+        assert install.dist_info == site / "sglang-0.5.13.dist-info"
+
+
+def make_checkout(root: Path, *, version_file: str | None) -> Path:
+    package = root / "python" / "sglang"
+    models = package / "srt" / "models"
+    models.mkdir(parents=True)
+    for source in (FIXTURES / "capture_no_hook").glob("*.py"):
+        shutil.copyfile(source, models / source.name)
+    (package / "__init__.py").write_text("raise RuntimeError('eagle3-patch must never import sglang')\n")
+    (root / "python" / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+        '[project]\nname = "sglang"\nversion = "0.5.21.dev7"\n\n'
+        '[tool.setuptools.packages.find]\ninclude = ["sglang*"]\n'
+    )
+    if version_file == "_version.py":
+        (package / "_version.py").write_text("__version__ = version = '0.5.21.dev7'\n")
+    elif version_file == "version.py":
+        (package / "version.py").write_text('__version__ = "0.5.21.dev7"\n')
+    return package
+
+
+@pytest.mark.parametrize(
+    ("version_file", "version"),
+    [("_version.py", "0.5.21.dev7"), ("version.py", "0.5.21.dev7"), (None, UNKNOWN_VERSION)],
+)
+def test_checkout_root_and_its_version(tmp_path: Path, version_file: str | None, version: str) -> None:
+    package = make_checkout(tmp_path / "clone", version_file=version_file)
+    install = locate_root(tmp_path / "clone", found_by="test")
+    assert (install.package_dir, install.layout, install.version) == (package.resolve(), "checkout", version)
+
+
+def test_version_file_is_read_not_executed(tmp_path: Path) -> None:
+    package = make_checkout(tmp_path / "clone", version_file=None)
+    (package / "_version.py").write_text("import os\nos.environ['PWNED'] = '1'\n__version__ = '9.9.9'\n")
+    assert locate_root(package, found_by="test").version == "9.9.9"
+    assert "PWNED" not in __import__("os").environ
+
+
+def test_nothing_there_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        locate_root(tmp_path, found_by="test")
+    assert caught.value.exit_code == EXIT_NOT_FOUND
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_root_and_python_together_are_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        locate(sglang_root=str(tmp_path), python=sys.executable)
+
+
+def test_environment_variable_is_used(make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = make_install("capture_no_hook")
+    monkeypatch.setenv("EAGLE3_PATCH_SGLANG_ROOT", str(site))
+    assert locate().package_dir == (site / "sglang").resolve()
+
+
+def test_unrunnable_interpreter_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="cannot run this interpreter"):
+        locate_python(str(tmp_path / "no-python"))
+
+
+@pytest.fixture(scope="module")
+def real_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment made with ``python -m venv``; its interpreter's path."""
+    folder = tmp_path_factory.mktemp("venv")
+    venv.EnvBuilder(with_pip=True).create(folder)
+    return folder / "bin" / "python"
+
+
+def pip(python: Path, *args: str) -> None:
+    subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True)
+
+
+@pytest.mark.slow
+def test_python_flag_finds_a_real_wheel_install(real_venv: Path, runner: CliRunner) -> None:
+    """The acceptance scenario: pip install --no-deps sglang==0.5.21 in a fresh venv, then apply/check/revert."""
+    code, payload = run_json(runner, "check", "--python", str(real_venv))
+    assert code == EXIT_NOT_FOUND and str(real_venv) in payload["error"]
+
+    pip(real_venv, "install", "--no-deps", str(fetch_wheel("0.5.21")))
+    try:
+        _round_trip_in_venv(real_venv, runner)
+    finally:
+        pip(real_venv, "uninstall", "-y", "sglang")
+
+
+def _round_trip_in_venv(real_venv: Path, runner: CliRunner) -> None:
+    site = Path(
+        subprocess.run(
+            [str(real_venv), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    models = site / "sglang" / "srt" / "models"
+    install = locate_python(str(real_venv))
+    assert (install.package_dir, install.version, install.layout) == (site / "sglang", "0.5.21", "wheel")
+    pristine = snapshot(models)
+    assert any(name.startswith("__pycache__/qwen3_5.cpython") for name in pristine), "pip compiled bytecode"
+
+    python = ["--python", str(real_venv)]
+    assert run_json(runner, "apply", *python)[0] == EXIT_OK
+    assert not any(p.name.startswith("qwen3_5.") for p in (models / "__pycache__").iterdir()), "stale pyc removed"
+    assert run_json(runner, "check", *python)[0] == EXIT_OK
+    for name in ("qwen3_5.py", "qwen3_5_text.py"):
+        assert_only_marked_additions(models / (name + ".eagle3-bak"), models / name)
+    compiled = subprocess.run(
+        [str(real_venv), "-c", "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec')", str(models / "qwen3_5.py")],
+        check=False,
+    )
+    assert compiled.returncode == 0, "the venv's own interpreter compiles the patched file"
+    assert run_json(runner, "revert", *python)[0] == EXIT_OK
+    restored = {k: v[0] for k, v in snapshot(models).items() if "__pycache__" not in k}
+    assert restored == {k: v[0] for k, v in pristine.items() if "__pycache__" not in k}
+    assert run_json(runner, "check", *python)[0] == EXIT_UNPATCHED
+
+
+def assert_only_marked_additions(backup: Path, patched: Path) -> None:
+    """``git diff --no-index backup file`` shows only added lines, each hunk one marked method."""
+    diff = subprocess.run(
+        ["git", "diff", "--no-index", "--no-color", "-U0", str(backup), str(patched)],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    hunks = diff.split("\n@@ ")[1:]
+    assert hunks, f"no difference between {backup} and {patched}"
+    for hunk in hunks:
+        header, *lines = hunk.splitlines()
+        assert header.split()[0].endswith(",0"), f"hunk removes lines: @@ {header}"
+        assert all(line.startswith("+") for line in lines)
+        added = [line[1:] for line in lines if line[1:].strip()]
+        assert "[EAGLE3-PATCH" in added[0] and added[1].lstrip().startswith("def set_eagle3_layers_to_capture(")
+
+
+@pytest.mark.slow
+def test_editable_install_resolves_to_the_clone(real_venv: Path, tmp_path: Path, runner: CliRunner) -> None:
+    package = make_checkout(tmp_path / "clone", version_file="_version.py")
+    pip(real_venv, "install", "--no-deps", "-e", str(tmp_path / "clone" / "python"))
+    try:
+        install = locate_python(str(real_venv))
+        assert (install.package_dir, install.layout, install.version) == (package, "editable", "0.5.21.dev7")
+        python = ["--python", str(real_venv)]
+        assert run_json(runner, "apply", *python)[0] == EXIT_OK
+        assert "[EAGLE3-PATCH" in (package / "srt" / "models" / "qwen3_5.py").read_text()
+        assert run_json(runner, "revert", *python)[0] == EXIT_OK
+    finally:
+        pip(real_venv, "uninstall", "-y", "sglang")
+
+
+def test_sglang_folder_in_current_directory_is_not_an_install(
+    real_venv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither probe (this interpreter, or --python) mistakes ./sglang for an installed package."""
+    (tmp_path / "sglang" / "srt").mkdir(parents=True)
+    (tmp_path / "sglang" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFoundError, match="sglang is not installed"):
+        locate_python(str(real_venv))
+    try:
+        found = locate().package_dir  # the test interpreter may have a real sglang
+    except NotFoundError:
+        return
+    assert found != tmp_path / "sglang"
