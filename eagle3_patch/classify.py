@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.ledger import (
-    BACKUP_SUFFIX,
     LEDGER_NAME,
     Ledger,
     LedgerEntry,
     LedgerError,
+    backup_path_for,
     parse_ledger,
     sha256_hex,
 )
@@ -76,7 +76,7 @@ class FileReport:
 
     @property
     def backup_path(self) -> Path:
-        return self.path.with_name(self.path.name + BACKUP_SUFFIX)
+        return backup_path_for(self.path)
 
 
 @dataclass(frozen=True)
@@ -142,23 +142,22 @@ def resolve_pristine(
     """
     from eagle3_patch.transform import strip_source  # libcst only on this path
 
-    backup_path = install.models_dir / (file_spec.name + BACKUP_SUFFIX)
-    backup = _read_or_none(backup_path)
-    stripped = strip_source(content, hook=hook)
+    backup = _read_or_none(backup_path_for(install.models_dir / file_spec.name))
+    try:
+        stripped: bytes | None = strip_source(content, hook=hook)
+    except Exception:  # noqa: BLE001 - libcst cannot parse it: no candidate from stripping
+        stripped = None
     if entry is not None:
         witnesses = {entry.pristine_sha256}
     else:
         witnesses = {
-            f.pristine_sha256
-            for release in load_verified()
-            for f in release.files
-            if f.name == file_spec.name
+            f.pristine_sha256 for release in load_verified() for f in release.files if f.name == file_spec.name
         }
         recorded = record_sha256(install, file_spec.name)
         if recorded:
             witnesses.add(recorded)
         if backup is not None and backup == stripped:
-            witnesses.add(sha256_hex(stripped))
+            witnesses.add(sha256_hex(backup))
     for candidate in (backup, stripped):
         if candidate is not None and sha256_hex(candidate) in witnesses:
             return candidate
@@ -204,9 +203,7 @@ class _Context:
         self.class_states[f"{file_spec.name}:{class_spec.name}"] = report.state
         return report
 
-    def _structural_state(
-        self, class_spec: ClassSpec, top: dict[str, ast.ClassDef], lines: list[str]
-    ) -> ClassReport:
+    def _structural_state(self, class_spec: ClassSpec, top: dict[str, ast.ClassDef], lines: list[str]) -> ClassReport:
         hook_name = self.spec.hook
         flag = self.spec.capture_flag
         name, role = class_spec.name, class_spec.role
@@ -331,9 +328,7 @@ class _Context:
     def _reproduces(self, file_spec: FileSpec, pristine: bytes, content: bytes) -> bool:
         from eagle3_patch.transform import Insertion, patch_source
 
-        insertions = tuple(
-            Insertion(c.name, self.spec.template(c.template), c.anchors) for c in file_spec.classes
-        )
+        insertions = tuple(Insertion(c.name, self.spec.template(c.template), c.anchors) for c in file_spec.classes)
         try:
             return patch_source(pristine, insertions, hook=self.spec.hook).patched == content
         except Exception:  # noqa: BLE001 - any failure means "does not reproduce"

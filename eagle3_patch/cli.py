@@ -12,7 +12,8 @@ import os
 import sys
 import tempfile
 import traceback
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,7 +43,13 @@ from eagle3_patch.spec import load_spec
 if TYPE_CHECKING:
     from eagle3_patch.plan import Plan
 
-_STATE_EXIT = {PATCHED: EXIT_OK, NATIVE: EXIT_OK, UNPATCHED: EXIT_UNPATCHED, UNSUPPORTED: EXIT_UNSUPPORTED, DRIFTED: EXIT_DRIFT}
+_STATE_EXIT = {
+    PATCHED: EXIT_OK,
+    NATIVE: EXIT_OK,
+    UNPATCHED: EXIT_UNPATCHED,
+    UNSUPPORTED: EXIT_UNSUPPORTED,
+    DRIFTED: EXIT_DRIFT,
+}
 
 
 def install_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,7 +81,9 @@ def reports_errors(command: Callable[..., int]) -> Callable[..., None]:
             code = command(out, *args, **kwargs)
         except Eagle3PatchError as exc:
             if out.as_json:
-                out.emit_json({"command": ctx.info_name, "state": exc.state, "exit_code": exc.exit_code, "error": str(exc)})
+                out.emit_json(
+                    {"command": ctx.info_name, "state": exc.state, "exit_code": exc.exit_code, "error": str(exc)}
+                )
             else:
                 out.error(str(exc))
             ctx.exit(exc.exit_code)

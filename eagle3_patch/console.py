@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -32,10 +33,7 @@ class Output:
         self.as_json = as_json
         self.quiet = quiet
         self.rich = (
-            not as_json
-            and sys.stdout.isatty()
-            and "NO_COLOR" not in os.environ
-            and os.environ.get("TERM") != "dumb"
+            not as_json and sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         )
         self._console: Any = None
 
@@ -85,7 +83,7 @@ class Output:
             return
         widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
         for row in [headers, *rows]:
-            click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+            click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
     def diff(self, text: str) -> None:
         if self.as_json or not text:

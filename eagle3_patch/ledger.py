@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 LEDGER_NAME = ".eagle3-patch.json"
 BACKUP_SUFFIX = ".eagle3-bak"
@@ -45,6 +47,12 @@ class Ledger:
 
     def with_entries(self, entries: tuple[LedgerEntry, ...]) -> Ledger:
         return Ledger(self.tool_version, self.sglang_version, entries)
+
+
+def backup_path_for(path: Path) -> Path:
+    """Where the original of ``path`` is kept: beside the real file when ``path`` is a symlink."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(real.name + BACKUP_SUFFIX)
 
 
 def sha256_hex(data: bytes) -> str:

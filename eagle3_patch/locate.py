@@ -84,7 +84,7 @@ def locate_python(python: str) -> Install:
     return _from_probe(answer, found_by=f"interpreter {python}")
 
 
-def _from_probe(answer: dict, *, found_by: str) -> Install:
+def _from_probe(answer: dict[str, str | None], *, found_by: str) -> Install:
     package_dir = answer.get("package_dir")
     if not package_dir:
         raise NotFoundError(
@@ -92,7 +92,8 @@ def _from_probe(answer: dict, *, found_by: str) -> Install:
             "(pip install sglang==X) or point at it with --sglang-root DIR or --python PATH"
         )
     package = Path(package_dir)
-    dist_info = Path(answer["dist_info"]) if answer.get("dist_info") else None
+    dist_info_text = answer.get("dist_info")
+    dist_info = Path(dist_info_text) if dist_info_text else None
     if answer.get("editable_url"):
         # pip install -e: metadata in site-packages, sources in the clone.
         layout = "editable"
@@ -115,12 +116,7 @@ def _from_probe(answer: dict, *, found_by: str) -> Install:
 def locate_root(root: Path, *, found_by: str) -> Install:
     """Accept the sglang package folder, its site-packages, or a source checkout's root."""
     root = root.expanduser()
-    candidates = (
-        (root, "folder"),
-        (root / "sglang", "folder"),
-        (root / "python" / "sglang", "checkout"),
-    )
-    for package, layout in candidates:
+    for package in (root, root / "sglang", root / "python" / "sglang"):
         if (package / "srt").is_dir():
             break
     else:
@@ -135,6 +131,8 @@ def locate_root(root: Path, *, found_by: str) -> Install:
         layout = "wheel"
     elif _is_checkout_package(package):
         layout = "checkout"
+    else:
+        layout = "folder"
     version = _dist_info_version(dist_info) if dist_info else None
     return Install(
         package_dir=package,

@@ -28,7 +28,7 @@ from eagle3_patch.classify import (
 from eagle3_patch.errors import DriftError, UnsupportedError
 from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex
 from eagle3_patch.spec import PatchSpec
-from eagle3_patch.transform import InsertedMethod, Insertion, patch_source
+from eagle3_patch.transform import InsertedMethod, Insertion, ParserSyntaxError, patch_source
 from eagle3_patch.validate import validate_patch
 from eagle3_patch.write import FileChange, WritePlan
 
@@ -75,7 +75,12 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             continue
         targets = tuple(c for c in file.spec.classes if _class_state(file, c.name) in _NEEDS_PATCH)
         insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in targets)
-        result = patch_source(file.content, insertions, hook=spec.hook)
+        try:
+            result = patch_source(file.content, insertions, hook=spec.hook)
+        except ParserSyntaxError as exc:
+            raise UnsupportedError(
+                f"libcst cannot parse this file ({exc.message}); nothing was changed", path=file.path
+            ) from exc
         if result.refused:
             reasons = "; ".join(f"{r.class_name}: {r.reason}" for r in result.refused)
             raise UnsupportedError(f"cannot patch ({reasons}): unknown layout", path=file.path)
@@ -143,7 +148,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 new_content=pristine,
                 backup_path=file.backup_path,
                 remove_backup=True,
-                keep_as=file.path.with_name(file.path.name + EDITED_SUFFIX) if file.state == DRIFTED else None,
+                keep_as=file.backup_path.with_name(file.path.name + EDITED_SUFFIX) if file.state == DRIFTED else None,
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.

@@ -11,7 +11,7 @@ import re
 import sys
 import textwrap
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 if sys.version_info >= (3, 11):
@@ -141,13 +141,13 @@ def parse_marker(text: str) -> Marker | None:
     return Marker(template=match.group("template"), version=int(version) if version else 0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_spec() -> PatchSpec:
     """The targets and templates shipped with this version of eagle3-patch."""
     return spec_from_toml(_read_data("targets.toml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_verified() -> tuple[VerifiedRelease, ...]:
     """Every release we have run the full round trip on, oldest first."""
     return verified_from_toml(_read_data("verified.toml"))

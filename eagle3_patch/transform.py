@@ -12,8 +12,11 @@ from dataclasses import dataclass
 
 import libcst as cst
 import libcst.matchers as m
+from libcst import ParserSyntaxError
 
 from eagle3_patch.spec import MARKER_TAG, Anchor, Template
+
+__all__ = ["Insertion", "ParserSyntaxError", "TransformResult", "patch_source", "strip_source"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def is_marked(node: cst.FunctionDef) -> bool:
     """A method we inserted: a ``[EAGLE3-PATCH`` comment above it or inside it."""
     if any(line.comment and MARKER_TAG in line.comment.value for line in node.leading_lines):
         return True
-    return any(MARKER_TAG in c.value for c in m.findall(node, m.Comment()))
+    return any(isinstance(c, cst.Comment) and MARKER_TAG in c.value for c in m.findall(node, m.Comment()))
 
 
 class _TopLevelClassTransformer(cst.CSTTransformer):
@@ -156,15 +159,11 @@ class InsertHookTransformer(_TopLevelClassTransformer):
         return updated_node
 
     @staticmethod
-    def _anchor_index(
-        body: list[cst.BaseStatement], anchors: tuple[Anchor, ...]
-    ) -> tuple[int, Anchor] | None:
+    def _anchor_index(body: list[cst.BaseStatement], anchors: tuple[Anchor, ...]) -> tuple[int, Anchor] | None:
         for anchor in anchors:
             if anchor.method is None:
                 return len(body), anchor
-            matching = [
-                i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name(anchor.method)))
-            ]
+            matching = [i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name(anchor.method)))]
             if matching:
                 return matching[-1] + 1, anchor
         return None

@@ -11,10 +11,12 @@ unchecked-hash pyc) would otherwise keep the old code running.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import stat
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,7 +78,8 @@ def execute(plan: WritePlan) -> WriteOutcome:
     except WriteError:
         journal.roll_back()
         raise
-    removed = _remove_bytecode(changes)
+    # A symlinked file is imported (and cached) under the link's name: clean both places.
+    removed = _remove_bytecode(dict.fromkeys([*(c.path for c in plan.changes), *(c.path for c in changes)]))
     for change in changes:
         if change.remove_backup and change.backup_path is not None:
             try:
@@ -181,20 +184,7 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
                 "install's owner or patch at image build time",
                 path=real.parent,
             )
-        backup_path = change.backup_path
-        if backup_path is not None and change.path != real:
-            backup_path = real.with_name(real.name + backup_path.name[len(change.path.name) :])
-        changes.append(
-            FileChange(
-                path=real,
-                expected_sha256=change.expected_sha256,
-                new_content=change.new_content,
-                backup=change.backup,
-                backup_path=backup_path,
-                remove_backup=change.remove_backup,
-                keep_as=change.keep_as,
-            )
-        )
+        changes.append(dataclasses.replace(change, path=real))
     if not changes:
         raise ValueError("a write plan needs at least one change")
     return tuple(changes)
@@ -207,11 +197,11 @@ def _write_ledger(journal: _Journal, plan: WritePlan, *, like: Path) -> None:
         journal.write(plan.ledger_path, plan.ledger, like=like)
 
 
-def _remove_bytecode(changes: tuple[FileChange, ...]) -> tuple[Path, ...]:
+def _remove_bytecode(paths: Iterable[Path]) -> tuple[Path, ...]:
     removed = []
-    for change in changes:
-        cache = change.path.parent / "__pycache__"
-        for pyc in sorted(cache.glob(f"{change.path.stem}.*.pyc")):
+    for path in paths:
+        cache = path.parent / "__pycache__"
+        for pyc in sorted(cache.glob(f"{path.stem}.*.pyc")):
             try:
                 pyc.unlink()
             except FileNotFoundError:
@@ -272,7 +262,4 @@ def _read_or_none(path: Path) -> bytes | None:
 
 
 def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)

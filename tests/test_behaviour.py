@@ -89,7 +89,9 @@ def test_decoder_hook_flags_exactly_the_requested_layers(patched_models: Path) -
         ("qwen3_5_text.py", "Qwen3_5ForCausalLM"),
     ],
 )
-def test_wrapper_hook_shifts_draft_ids_and_turns_capture_on(patched_models: Path, file_name: str, class_name: str) -> None:
+def test_wrapper_hook_shifts_draft_ids_and_turns_capture_on(
+    patched_models: Path, file_name: str, class_name: str
+) -> None:
     if not (patched_models / file_name).exists():
         pytest.skip(f"{file_name} is not in this release")
     decoder_hook = compiled_hook(patched_models / "qwen3_5.py", "Qwen3_5ForCausalLM")

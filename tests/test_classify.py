@@ -93,7 +93,9 @@ def test_foreign_hook_that_does_not_work_is_refused(make_install: MakeInstall) -
     path.write_text(
         path.read_text().replace(
             "    def get_input_embeddings(self):",
-            "    def set_eagle3_layers_to_capture(self, ids):\n        self.ids = ids\n\n    def get_input_embeddings(self):",
+            "    def set_eagle3_layers_to_capture(self, ids):\n"
+            "        self.ids = ids\n\n"
+            "    def get_input_embeddings(self):",
         )
     )
     report = classify_site(site)

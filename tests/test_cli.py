@@ -132,7 +132,9 @@ def test_environment_variable_names_the_root(runner: CliRunner, site: Path, monk
 def test_drift_refused_everywhere_until_forced(runner: CliRunner, site: Path) -> None:
     run_cli(runner, "apply", "--sglang-root", str(site))
     target = models(site) / "qwen3_5.py"
-    edited = target.read_bytes().replace(b"layer_ids = list(layers_to_capture)", b"layer_ids = sorted(layers_to_capture)")
+    edited = target.read_bytes().replace(
+        b"layer_ids = list(layers_to_capture)", b"layer_ids = sorted(layers_to_capture)"
+    )
     target.write_bytes(edited)
     before = snapshot(site)
     for command in ("check", "apply", "revert"):
@@ -239,3 +241,25 @@ def test_json_error_object(runner: CliRunner, tmp_path: Path) -> None:
     assert code == EXIT_NOT_FOUND
     assert payload["state"] == "not-found" and str(tmp_path) in payload["error"]
     json.dumps(payload)
+
+
+def test_symlinked_model_file_is_patched_through_the_link(runner: CliRunner, site: Path, tmp_path: Path) -> None:
+    """uv's symlink link-mode: the real file is patched, the link stays, revert restores it."""
+    store = tmp_path / "store"
+    store.mkdir()
+    link = models(site) / "qwen3_5.py"
+    real = store / "qwen3_5.py"
+    shutil.move(link, real)
+    link.symlink_to(real)
+    original = real.read_bytes()
+    stale = models(site) / "__pycache__" / "qwen3_5.cpython-311.pyc"
+    stale.parent.mkdir()
+    stale.write_bytes(b"compiled under the link's name")
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert link.is_symlink() and b"[EAGLE3-PATCH" in real.read_bytes()
+    assert not stale.exists()
+    assert (store / ("qwen3_5.py" + BACKUP_SUFFIX)).read_bytes() == original
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert link.is_symlink() and real.read_bytes() == original
+    assert not (store / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()

@@ -22,7 +22,9 @@ def test_round_trip() -> None:
         pytest.param(b'{"format": 1, "files": {', id="truncated"),
         pytest.param(b'{"format": 2, "files": {}}', id="future format"),
         pytest.param(b'{"format": 1}', id="no files"),
-        pytest.param(b'{"format": 1, "files": {"x.py": {"pristine_sha256": "zz", "patched_sha256": "zz"}}}', id="bad hash"),
+        pytest.param(
+            b'{"format": 1, "files": {"x.py": {"pristine_sha256": "zz", "patched_sha256": "zz"}}}', id="bad hash"
+        ),
         pytest.param(b"\xff\xfe", id="not utf-8"),
         pytest.param(b"[]", id="not an object"),
     ],

@@ -132,7 +132,12 @@ def _round_trip_in_venv(real_venv: Path, runner: CliRunner) -> None:
     for name in ("qwen3_5.py", "qwen3_5_text.py"):
         assert_only_marked_additions(models / (name + ".eagle3-bak"), models / name)
     compiled = subprocess.run(
-        [str(real_venv), "-c", "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec')", str(models / "qwen3_5.py")],
+        [
+            str(real_venv),
+            "-c",
+            "import sys; compile(open(sys.argv[1], 'rb').read(), sys.argv[1], 'exec')",
+            str(models / "qwen3_5.py"),
+        ],
         check=False,
     )
     assert compiled.returncode == 0, "the venv's own interpreter compiles the patched file"

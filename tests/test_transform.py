@@ -257,10 +257,15 @@ def test_nested_classes_are_never_targets() -> None:
 
 
 def test_crlf_bom_and_cookie_survive_byte_for_byte() -> None:
-    before = b"\xef\xbb\xbf# -*- coding: utf-8 -*-\r\nclass A:\r\n    def get_embed_and_head(self):\r\n        return '\xc3\xa9'\r\n"
+    before = (
+        b"\xef\xbb\xbf# -*- coding: utf-8 -*-\r\n"
+        b"class A:\r\n    def get_embed_and_head(self):\r\n        return '\xc3\xa9'\r\n"
+    )
     result = patch_source(before, (insertion(),), hook=HOOK)
     expected = before + (
-        b"\r\n    " + MARK.encode() + b"\r\n    def set_eagle3_layers_to_capture(self, ids):\r\n        self.ids = ids\r\n"
+        b"\r\n    "
+        + MARK.encode()
+        + b"\r\n    def set_eagle3_layers_to_capture(self, ids):\r\n        self.ids = ids\r\n"
     )
     assert result.patched == expected
     assert strip_source(result.patched, hook=HOOK) == before

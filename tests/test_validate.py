@@ -29,16 +29,26 @@ def test_our_output_passes() -> None:
     ("mangle", "problem"),
     [
         pytest.param(lambda s: s.replace(b"return 1", b"return 2"), "changes code outside", id="edits other code"),
-        pytest.param(lambda s: s.replace(b"    x = 1", b"    x = 1\n    y = 2"), "changes code outside", id="adds code"),
-        pytest.param(lambda s: s.replace(b"# [EAGLE3-PATCH", b"# [OTHER"), "lacks the [EAGLE3-PATCH] marker", id="no marker"),
+        pytest.param(
+            lambda s: s.replace(b"    x = 1", b"    x = 1\n    y = 2"), "changes code outside", id="adds code"
+        ),
+        pytest.param(
+            lambda s: s.replace(b"# [EAGLE3-PATCH", b"# [OTHER"), "lacks the [EAGLE3-PATCH] marker", id="no marker"
+        ),
         pytest.param(lambda s: s + b"\ndef broken(:\n", "does not parse", id="syntax error"),
         pytest.param(lambda s: s.replace(b"class A:", b"class C:"), "lost class A", id="class renamed"),
         pytest.param(
-            lambda s: s.replace(b"\nclass B:", b"    def set_eagle3_layers_to_capture(self):\n        pass\n\nclass B:"),
+            lambda s: s.replace(
+                b"\nclass B:", b"    def set_eagle3_layers_to_capture(self):\n        pass\n\nclass B:"
+            ),
             "2 times",
             id="hook twice",
         ),
-        pytest.param(lambda s: s.replace(b"self.ids = ids", b"return\n        yield from ()\n        await x"), "compile", id="does not compile"),
+        pytest.param(
+            lambda s: s.replace(b"self.ids = ids", b"return\n        yield from ()\n        await x"),
+            "compile",
+            id="does not compile",
+        ),
     ],
 )
 def test_bad_output_is_refused(mangle, problem: str) -> None:
@@ -52,6 +62,7 @@ def test_bad_output_is_refused(mangle, problem: str) -> None:
 def test_refreshing_an_older_block_passes() -> None:
     older = ORIGINAL.replace(
         b"        return 1\n",
-        b"        return 1\n\n    # [EAGLE3-PATCH] old\n    def set_eagle3_layers_to_capture(self, ids):\n        pass\n",
+        b"        return 1\n\n    # [EAGLE3-PATCH] old\n"
+        b"    def set_eagle3_layers_to_capture(self, ids):\n        pass\n",
     )
     validate_patch(older, patched(older), path=PATH, classes=("A",), hook=HOOK)

@@ -10,7 +10,7 @@ import pytest
 
 from eagle3_patch import write
 from eagle3_patch.errors import DriftError, WriteError
-from eagle3_patch.ledger import sha256_hex
+from eagle3_patch.ledger import backup_path_for, sha256_hex
 from eagle3_patch.write import TEMP_SUFFIX, FileChange, WritePlan, atomic_write, execute
 
 
@@ -52,7 +52,9 @@ def test_plan_writes_backup_ledger_and_file(tmp_path: Path) -> None:
     target.write_bytes(b"original\n")
     backup = tmp_path / "m.py.eagle3-bak"
     ledger = tmp_path / ".eagle3-patch.json"
-    outcome = execute(WritePlan((change(target, b"patched\n", backup=b"original\n", backup_path=backup),), ledger, b"{}\n"))
+    outcome = execute(
+        WritePlan((change(target, b"patched\n", backup=b"original\n", backup_path=backup),), ledger, b"{}\n")
+    )
     assert outcome.written == (target,)
     assert (target.read_bytes(), backup.read_bytes(), ledger.read_bytes()) == (b"patched\n", b"original\n", b"{}\n")
 
@@ -63,10 +65,15 @@ def test_symlinked_target_patches_the_real_file(tmp_path: Path) -> None:
     real.write_bytes(b"original\n")
     link = tmp_path / "m.py"
     link.symlink_to(real)
-    execute(WritePlan((change(link, b"patched\n", backup=b"original\n", backup_path=tmp_path / "m.py.eagle3-bak"),), tmp_path / "l.json", b"{}"))
-    assert link.is_symlink()
+    backup = backup_path_for(link)
+    assert backup == real.parent / "m.py.eagle3-bak"
+    execute(
+        WritePlan((change(link, b"patched\n", backup=b"original\n", backup_path=backup),), tmp_path / "l.json", b"{}")
+    )
+    assert link.is_symlink() and link.resolve() == real
     assert real.read_bytes() == b"patched\n"
-    assert (real.parent / "m.py.eagle3-bak").read_bytes() == b"original\n"
+    assert backup.read_bytes() == b"original\n"
+    assert leftovers(real.parent) == [] and leftovers(tmp_path) == []
 
 
 def test_failure_on_second_file_restores_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,7 +161,9 @@ def test_revert_plan_keeps_copy_and_removes_backup_and_ledger(tmp_path: Path) ->
     ledger = tmp_path / ".eagle3-patch.json"
     ledger.write_bytes(b"{}")
     keep = tmp_path / "m.py.eagle3-edited"
-    execute(WritePlan((change(target, b"original\n", backup_path=backup, remove_backup=True, keep_as=keep),), ledger, None))
+    execute(
+        WritePlan((change(target, b"original\n", backup_path=backup, remove_backup=True, keep_as=keep),), ledger, None)
+    )
     assert target.read_bytes() == b"original\n"
     assert keep.read_bytes() == b"edited\n"
     assert not backup.exists() and not ledger.exists()
