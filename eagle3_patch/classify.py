@@ -138,15 +138,10 @@ def resolve_pristine(
 
     Candidates are our backup and the file with our blocks removed; a candidate is
     accepted when its sha256 matches a witness: the ledger's record, else pip's
-    RECORD, a verified release, or the other candidate.
+    RECORD or a verified release; without either, the two candidates agreeing.
+    The backup is tried first, so libcst is imported only when it does not match.
     """
-    from eagle3_patch.transform import strip_source  # libcst only on this path
-
     backup = _read_or_none(backup_path_for(install.models_dir / file_spec.name))
-    try:
-        stripped: bytes | None = strip_source(content, hook=hook)
-    except Exception:  # noqa: BLE001 - libcst cannot parse it: no candidate from stripping
-        stripped = None
     if entry is not None:
         witnesses = {entry.pristine_sha256}
     else:
@@ -156,11 +151,16 @@ def resolve_pristine(
         recorded = record_sha256(install, file_spec.name)
         if recorded:
             witnesses.add(recorded)
-        if backup is not None and backup == stripped:
-            witnesses.add(sha256_hex(backup))
-    for candidate in (backup, stripped):
-        if candidate is not None and sha256_hex(candidate) in witnesses:
-            return candidate
+    if backup is not None and sha256_hex(backup) in witnesses:
+        return backup
+    from eagle3_patch.transform import strip_source  # libcst only on this path
+
+    try:
+        stripped = strip_source(content, hook=hook)
+    except Exception:  # noqa: BLE001 - libcst cannot parse it: no candidate from stripping
+        return None
+    if sha256_hex(stripped) in witnesses or (entry is None and stripped == backup):
+        return stripped
     return None
 
 
@@ -302,16 +302,20 @@ class _Context:
         if entry is not None and sha256_hex(content) == entry.patched_sha256:
             return FileReport(file_spec, path, _file_state(classes), classes, content)
         pristine = resolve_pristine(self.install, file_spec, content, entry, self.spec.hook)
-        if entry is not None or pristine is None:
-            why = (
-                "changed since eagle3-patch wrote it"
-                if entry is not None
-                else f"carries {MARKER_TAG}] blocks but nothing vouches for its original bytes"
-            )
+        if entry is not None:
+            why = "changed since eagle3-patch wrote it"
+        elif pristine is None:
+            why = f"carries {MARKER_TAG}] blocks but nothing vouches for its original bytes"
+        elif not self._strips_to(content, pristine):
+            why = f"changed outside its {MARKER_TAG}] blocks"
+        else:
+            why = ""
+        if why:
             drifted = tuple(
                 ClassReport(c.name, c.role, DRIFTED, why, c.marker) if c.marker is not None else c for c in classes
             )
             return FileReport(file_spec, path, DRIFTED, drifted, content, why, pristine)
+        assert pristine is not None
         # No ledger (patched by an older tool, or the ledger was lost): our blocks
         # sit on vouched-for original bytes. Current blocks that re-render exactly
         # stay "patched"; anything else is refreshed by apply.
@@ -324,6 +328,15 @@ class _Context:
             for c in classes
         )
         return FileReport(file_spec, path, _file_state(old), old, content, "no ledger entry", pristine)
+
+    def _strips_to(self, content: bytes, pristine: bytes) -> bool:
+        """Removing our blocks gives back exactly the original: nothing else was edited."""
+        from eagle3_patch.transform import strip_source
+
+        try:
+            return strip_source(content, hook=self.spec.hook) == pristine
+        except Exception:  # noqa: BLE001 - unparsable means "no"
+            return False
 
     def _reproduces(self, file_spec: FileSpec, pristine: bytes, content: bytes) -> bool:
         from eagle3_patch.transform import Insertion, patch_source

@@ -232,6 +232,12 @@ def _classify(sglang_root: str | None, python: str | None, out: Output) -> Insta
     report = classify_install(install, load_spec())
     if report.ledger_problem:
         out.note(report.ledger_problem)
+    for file in report.files:
+        if file.state in (UNPATCHED, NATIVE) and not any(c.marker for c in file.classes) and file.backup_path.exists():
+            out.note(
+                f"{file.backup_path}: stale backup from an earlier install (the file was reinstalled); "
+                "ignored, replaced by the next apply, safe to delete"
+            )
     return report
 
 

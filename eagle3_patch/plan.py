@@ -12,6 +12,8 @@ import difflib
 import io
 import tokenize
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eagle3_patch import __version__
 from eagle3_patch.classify import (
@@ -28,9 +30,11 @@ from eagle3_patch.classify import (
 from eagle3_patch.errors import DriftError, UnsupportedError
 from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex
 from eagle3_patch.spec import PatchSpec
-from eagle3_patch.transform import InsertedMethod, Insertion, ParserSyntaxError, patch_source
 from eagle3_patch.validate import validate_patch
 from eagle3_patch.write import FileChange, WritePlan
+
+if TYPE_CHECKING:
+    from eagle3_patch.transform import InsertedMethod
 
 _NEEDS_PATCH = (UNPATCHED, PATCHED_OLD)
 _CARRIES_OURS = (PATCHED, PATCHED_OLD, DRIFTED)
@@ -55,6 +59,8 @@ class Plan:
 
 def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     """What apply writes: every unpatched or older block patched, validated, backed up."""
+    from eagle3_patch.transform import Insertion, ParserSyntaxError, patch_source  # libcst: only here
+
     _refuse_unsupported(report)
     if report.state == DRIFTED:
         raise DriftError(
@@ -148,7 +154,9 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 new_content=pristine,
                 backup_path=file.backup_path,
                 remove_backup=True,
-                keep_as=file.backup_path.with_name(file.path.name + EDITED_SUFFIX) if file.state == DRIFTED else None,
+                keep_as=_unused_path(file.backup_path.with_name(file.path.name + EDITED_SUFFIX))
+                if file.state == DRIFTED
+                else None,
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.
@@ -203,6 +211,15 @@ def _pristine_for_apply(report: InstallReport, file: FileReport, spec: PatchSpec
             path=file.path,
         )
     return pristine
+
+
+def _unused_path(path: Path) -> Path:
+    """``path``, or ``path.1``, ``path.2``...: an earlier kept copy is never overwritten."""
+    candidate, number = path, 0
+    while candidate.exists() or candidate.is_symlink():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
 
 
 def _backup_bytes(file: FileReport) -> bytes | None:

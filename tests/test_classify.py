@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -183,15 +185,31 @@ def test_corrupt_ledger_is_reported_and_ignored(make_install: MakeInstall) -> No
     assert report.state == PATCHED  # vouched for by the backup instead
 
 
+def write_record(site: Path, version: str, content: bytes) -> None:
+    """A RECORD as pip writes it, listing qwen3_5.py with ``content``'s hash."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+    record = site / f"sglang-{version}.dist-info" / "RECORD"
+    record.write_text(f"sglang/__init__.py,,\nsglang/srt/models/qwen3_5.py,sha256={digest},{len(content)}\n")
+
+
 def test_record_sha256_reads_pips_record(make_install: MakeInstall) -> None:
     site = make_install("capture_no_hook", version="0.5.11")
     content = (models(site) / "qwen3_5.py").read_bytes()
-    import base64
-    import hashlib
-
-    digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
-    record = site / "sglang-0.5.11.dist-info" / "RECORD"
-    record.write_text(f"sglang/srt/models/qwen3_5.py,sha256={digest},{len(content)}\n")
+    write_record(site, "0.5.11", content)
     install = locate_root(site, found_by="test")
     assert record_sha256(install, "qwen3_5.py") == sha256_hex(content)
     assert record_sha256(install, "qwen3_5_text.py") is None
+
+
+def test_older_blocks_plus_other_edits_are_drifted(make_install: MakeInstall) -> None:
+    """pip's RECORD vouches for the backup, but the file differs from it beyond our blocks."""
+    site = make_install("capture_no_hook", "patched_old", version="0.5.11")
+    original = (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    write_record(site, "0.5.11", original)
+    shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / "qwen3_5.py.eagle3-bak")
+    path = models(site) / "qwen3_5.py"
+    path.write_text(path.read_text().replace("return set()", "return {'mine'}"))
+    report = classify_site(site)
+    assert report.state == DRIFTED
+    assert "changed outside its [EAGLE3-PATCH] blocks" in report.reason
+    assert report.files[0].pristine == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -149,6 +151,12 @@ def test_drift_refused_everywhere_until_forced(runner: CliRunner, site: Path) ->
     assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX)).read_bytes() == edited
     assert not (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()
     assert not (models(site) / LEDGER_NAME).exists()
+    # A second forced round keeps the first kept copy too.
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    target.write_bytes(target.read_bytes() + b"# second edit\n")
+    assert run_cli(runner, "revert", "--force", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX)).read_bytes() == edited
+    assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX + ".1")).read_bytes().endswith(b"# second edit\n")
 
 
 def test_reinstall_over_patched_file_is_simply_unpatched(runner: CliRunner, site: Path) -> None:
@@ -156,7 +164,11 @@ def test_reinstall_over_patched_file_is_simply_unpatched(runner: CliRunner, site
     backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
     backup.write_bytes(b"# a stale backup from another release\n")
     shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / "qwen3_5.py")
-    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    checked = run_cli(runner, "check", "--sglang-root", str(site))
+    assert checked.exit_code == EXIT_UNPATCHED
+    assert f"{backup}: stale backup" in checked.stderr
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert backup.read_bytes() == b"# a stale backup from another release\n", "never restored over a reinstall"
     assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert backup.read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
@@ -263,3 +275,19 @@ def test_symlinked_model_file_is_patched_through_the_link(runner: CliRunner, sit
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert link.is_symlink() and real.read_bytes() == original
     assert not (store / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()
+
+
+def test_blocks_from_an_older_tool_vouched_by_pip_record(runner: CliRunner, make_install: MakeInstall) -> None:
+    """A one-shot script patched the file and left no backup: pip's RECORD proves the original."""
+    site = make_install("capture_no_hook", "patched_old", version="0.5.12")
+    original = (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(original).digest()).rstrip(b"=").decode()
+    (site / "sglang-0.5.12.dist-info" / "RECORD").write_text(f"sglang/srt/models/qwen3_5.py,sha256={digest},1\n")
+    code, payload = run_json(runner, "check", "--sglang-root", str(site))
+    assert code == EXIT_UNPATCHED
+    assert [c["state"] for c in payload["files"][0]["classes"]] == ["patched-old", "patched-old", "unpatched"]
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).read_bytes() == original
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / "qwen3_5.py").read_bytes() == original
