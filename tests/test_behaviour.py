@@ -17,6 +17,7 @@ import pytest
 
 from eagle3_patch.classify import last_method, top_level_classes
 from eagle3_patch.fetch import extract_release, fetch_wheel
+from eagle3_patch.spec import load_spec
 from tests.conftest import patch_site
 
 pytestmark = pytest.mark.corpus
@@ -81,43 +82,44 @@ def test_decoder_hook_flags_exactly_the_requested_layers(patched_models: Path) -
     assert decoder.flagged() == [5], "a refused call changes nothing"
 
 
-@pytest.mark.parametrize(
-    ("file_name", "class_name"),
-    [
-        ("qwen3_5.py", "Qwen3_5ForConditionalGeneration"),
-        ("qwen3_5.py", "Qwen3_5MoeForConditionalGeneration"),
-        ("qwen3_5_text.py", "Qwen3_5ForCausalLM"),
-    ],
-)
-def test_wrapper_hook_shifts_draft_ids_and_turns_capture_on(
-    patched_models: Path, file_name: str, class_name: str
-) -> None:
-    if not (patched_models / file_name).exists():
-        pytest.skip(f"{file_name} is not in this release")
+def wrappers_in(models: Path) -> list[tuple[str, str]]:
+    """Every wrapper class the spec targets that this release's files contain."""
+    spec = load_spec()
+    return [
+        (f.name, c.name) for f in spec.files for c in f.classes if c.role == "wrapper" and (models / f.name).exists()
+    ]
+
+
+def test_wrapper_hooks_shift_draft_ids_and_turn_capture_on(patched_models: Path) -> None:
+    wrappers = wrappers_in(patched_models)
+    assert ("qwen3_5.py", "Qwen3_5ForConditionalGeneration") in wrappers
+    assert ("qwen3_5.py", "Qwen3_5MoeForConditionalGeneration") in wrappers
+    assert (("qwen3_5_text.py", "Qwen3_5ForCausalLM") in wrappers) == (patched_models / "qwen3_5_text.py").exists()
     decoder_hook = compiled_hook(patched_models / "qwen3_5.py", "Qwen3_5ForCausalLM")
-    wrapper_hook = compiled_hook(patched_models / file_name, class_name)
     n = LAYERS
+    for file_name, class_name in wrappers:
+        wrapper_hook = compiled_hook(patched_models / file_name, class_name)
 
-    wrapper = Wrapper(wrapper_hook, Decoder(decoder_hook))
-    wrapper.set_eagle3_layers_to_capture([1, n // 2, n - 3])
-    assert wrapper.model.flagged() == [2, n // 2 + 1, n - 2]
-    assert wrapper.capture_aux_hidden_states is True
+        wrapper = Wrapper(wrapper_hook, Decoder(decoder_hook))
+        wrapper.set_eagle3_layers_to_capture([1, n // 2, n - 3])
+        assert wrapper.model.flagged() == [2, n // 2 + 1, n - 2], class_name
+        assert wrapper.capture_aux_hidden_states is True
 
-    default = Wrapper(wrapper_hook, Decoder(decoder_hook))
-    default.set_eagle3_layers_to_capture(None)
-    assert default.model.flagged() == [2, n // 2, n - 3]
-    assert default.capture_aux_hidden_states is True
+        default = Wrapper(wrapper_hook, Decoder(decoder_hook))
+        default.set_eagle3_layers_to_capture(None)
+        assert default.model.flagged() == [2, n // 2, n - 3], class_name
+        assert default.capture_aux_hidden_states is True
 
-    middle_rank = Wrapper(wrapper_hook, Decoder(decoder_hook), last_rank=False)
-    middle_rank.set_eagle3_layers_to_capture([1, 2, 3])
-    assert middle_rank.model.flagged() == []
-    assert middle_rank.capture_aux_hidden_states is False
+        middle_rank = Wrapper(wrapper_hook, Decoder(decoder_hook), last_rank=False)
+        middle_rank.set_eagle3_layers_to_capture([1, 2, 3])
+        assert middle_rank.model.flagged() == [], class_name
+        assert middle_rank.capture_aux_hidden_states is False
 
-    too_deep = Wrapper(wrapper_hook, Decoder(decoder_hook))
-    with pytest.raises(ValueError, match="eagle_aux_hidden_state_layer_ids"):
-        too_deep.set_eagle3_layers_to_capture([n - 1])
-    assert too_deep.capture_aux_hidden_states is False
-    assert too_deep.model.flagged() == []
+        too_deep = Wrapper(wrapper_hook, Decoder(decoder_hook))
+        with pytest.raises(ValueError, match="eagle_aux_hidden_state_layer_ids"):
+            too_deep.set_eagle3_layers_to_capture([n - 1])
+        assert too_deep.capture_aux_hidden_states is False, class_name
+        assert too_deep.model.flagged() == [], class_name
 
 
 def test_decoder_forward_reads_the_flag_the_hook_sets(patched_models: Path) -> None:
