@@ -164,15 +164,75 @@ def resolve_pristine(
     return None
 
 
+@dataclass(frozen=True)
+class MethodRef:
+    """Where a method a class has (its own or inherited) is defined."""
+
+    file: str
+    owner: str
+    node: ast.FunctionDef
+
+
+class SourceIndex:
+    """The top-level classes of an install's model files, each parsed once, to follow inheritance.
+
+    A base class is looked up in the subclass's own file first, then in the
+    other files in ``search_order`` (the spec's reference files and targets).
+    """
+
+    def __init__(self, models_dir: Path, search_order: tuple[str, ...]) -> None:
+        self._models_dir = models_dir
+        self._order = search_order
+        self._parsed: dict[str, dict[str, ast.ClassDef]] = {}
+
+    @classmethod
+    def for_spec(cls, models_dir: Path, spec: PatchSpec) -> SourceIndex:
+        return cls(models_dir, (*spec.reference_files, *(f.name for f in spec.files)))
+
+    def add(self, file_name: str, tree: ast.Module) -> None:
+        self._parsed[file_name] = top_level_classes(tree)
+
+    def classes(self, file_name: str) -> dict[str, ast.ClassDef]:
+        if file_name not in self._parsed:
+            content = _read_or_none(self._models_dir / file_name)
+            try:
+                self._parsed[file_name] = top_level_classes(ast.parse(content)) if content is not None else {}
+            except (SyntaxError, ValueError):
+                self._parsed[file_name] = {}
+        return self._parsed[file_name]
+
+    def find_method(self, file_name: str, class_name: str, method: str) -> MethodRef | None:
+        """``class_name.method`` as Python would resolve it (first base first), or None."""
+        node = self.classes(file_name).get(class_name)
+        return self._find(file_name, node, method, depth=0) if node is not None else None
+
+    def _find(self, file_name: str, node: ast.ClassDef, method: str, depth: int) -> MethodRef | None:
+        own = last_method(node, method)
+        if own is not None:
+            return MethodRef(file_name, node.name, own)
+        if depth > 8:
+            return None
+        for base in node.bases:
+            base_name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
+            for candidate in dict.fromkeys((file_name, *self._order)):
+                base_node = self.classes(candidate).get(base_name or "")
+                if base_node is not None and base_node is not node:
+                    found = self._find(candidate, base_node, method, depth + 1)
+                    if found is not None:
+                        return found
+                    break
+        return None
+
+
 class _Context:
-    """What classifying one file needs from the others (decoder states, reference classes)."""
+    """What classifying one file needs from the others (decoder states, base classes)."""
 
     def __init__(self, install: Install, spec: PatchSpec, ledger: Ledger | None) -> None:
         self.install = install
         self.spec = spec
         self.ledger = ledger
         self.class_states: dict[str, str] = {}
-        self._reference: dict[str, ast.ClassDef] | None = None
+        self.index = SourceIndex.for_spec(install.models_dir, spec)
 
     def classify_file(self, file_spec: FileSpec) -> FileReport:
         path = self.install.models_dir / file_spec.name
@@ -192,18 +252,21 @@ class _Context:
             classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, "file does not parse") for c in file_spec.classes)
             return FileReport(file_spec, path, UNSUPPORTED, classes, content, f"does not parse: {exc}")
         lines = source_lines(content)
-        top = top_level_classes(tree)
+        self.index.add(file_spec.name, tree)
+        top = self.index.classes(file_spec.name)
         classes = tuple(self._classify_class(c, file_spec, top, lines) for c in file_spec.classes)
         return self._check_record(file_spec, path, content, classes)
 
     def _classify_class(
         self, class_spec: ClassSpec, file_spec: FileSpec, top: dict[str, ast.ClassDef], lines: list[str]
     ) -> ClassReport:
-        report = self._structural_state(class_spec, top, lines)
+        report = self._structural_state(class_spec, file_spec.name, top, lines)
         self.class_states[f"{file_spec.name}:{class_spec.name}"] = report.state
         return report
 
-    def _structural_state(self, class_spec: ClassSpec, top: dict[str, ast.ClassDef], lines: list[str]) -> ClassReport:
+    def _structural_state(
+        self, class_spec: ClassSpec, file_name: str, top: dict[str, ast.ClassDef], lines: list[str]
+    ) -> ClassReport:
         hook_name = self.spec.hook
         flag = self.spec.capture_flag
         name, role = class_spec.name, class_spec.role
@@ -214,7 +277,7 @@ class _Context:
             return ClassReport(name, role, ABSENT, "class not in this release")
         if role == "decoder":
             forward = last_method(node, "forward")
-            if forward is None or not _mentions(forward, flag):
+            if forward is None or not mentions(forward, flag):
                 return ClassReport(
                     name,
                     role,
@@ -231,9 +294,9 @@ class _Context:
                 if ident == current:
                     return ClassReport(name, role, PATCHED, f"eagle3-patch {ident}", marker)
                 return ClassReport(name, role, PATCHED_OLD, f"older block ({ident}); apply updates it", marker)
-            if role == "decoder" and _mentions(hook, flag):
+            if role == "decoder" and mentions(hook, flag):
                 return ClassReport(name, role, NATIVE, f"upstream {hook_name} sets {flag}")
-            if role == "wrapper" and _delegates(hook, hook_name):
+            if role == "wrapper" and delegates(hook, hook_name):
                 return ClassReport(name, role, NATIVE, f"upstream {hook_name} delegates to self.model")
             return ClassReport(
                 name,
@@ -243,53 +306,18 @@ class _Context:
                 + (f"set {flag}" if role == "decoder" else "delegate to self.model")
                 + "; refusing to add a second one (unknown layout)",
             )
-        inherited = self._inherited_hook(node, top) if role == "wrapper" else None
+        inherited = self.index.find_method(file_name, name, hook_name) if role == "wrapper" else None
         if inherited is not None:
-            base, base_hook = inherited
             decoder_state = self.class_states.get(class_spec.decoder or "")
-            if _delegates(base_hook, hook_name) and decoder_state in _HOOKED:
-                return ClassReport(name, role, NATIVE, f"inherits {base}.{hook_name}, which delegates")
+            if delegates(inherited.node, hook_name) and decoder_state in _HOOKED:
+                return ClassReport(name, role, NATIVE, f"inherits {inherited.owner}.{hook_name}, which delegates")
         method_names = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         if not any(a.method is None or a.method in method_names for a in class_spec.anchors):
             anchors = ", ".join(str(a) for a in class_spec.anchors)
             return ClassReport(name, role, UNSUPPORTED, f"no anchor found ({anchors}): unknown layout")
         if inherited is not None:
-            return ClassReport(name, role, UNPATCHED, f"inherited {inherited[0]}.{hook_name} never flags layers")
+            return ClassReport(name, role, UNPATCHED, f"inherited {inherited.owner}.{hook_name} never flags layers")
         return ClassReport(name, role, UNPATCHED, f"no {hook_name}")
-
-    def _inherited_hook(
-        self, node: ast.ClassDef, top: dict[str, ast.ClassDef], depth: int = 0
-    ) -> tuple[str, ast.FunctionDef] | None:
-        """The nearest base-class hook, looking in this file and the reference files."""
-        if depth > 8:
-            return None
-        for base in node.bases:
-            base_name = base.id if isinstance(base, ast.Name) else getattr(base, "attr", None)
-            if not base_name:
-                continue
-            base_node = top.get(base_name) or self._reference_classes().get(base_name)
-            if base_node is None or base_node is node:
-                continue
-            hook = last_method(base_node, self.spec.hook)
-            if hook is not None:
-                return base_name, hook
-            deeper = self._inherited_hook(base_node, top, depth + 1)
-            if deeper is not None:
-                return deeper
-        return None
-
-    def _reference_classes(self) -> dict[str, ast.ClassDef]:
-        if self._reference is None:
-            self._reference = {}
-            for name in self.spec.reference_files:
-                content = _read_or_none(self.install.models_dir / name)
-                if content is None:
-                    continue
-                try:
-                    self._reference.update(top_level_classes(ast.parse(content)))
-                except (SyntaxError, ValueError):
-                    continue
-        return self._reference
 
     def _check_record(
         self, file_spec: FileSpec, path: Path, content: bytes, classes: tuple[ClassReport, ...]
@@ -427,7 +455,7 @@ def marker_of(method: ast.FunctionDef, lines: list[str]) -> Marker | None:
     return None
 
 
-def _mentions(node: ast.AST, name: str) -> bool:
+def mentions(node: ast.AST, name: str) -> bool:
     """``node`` reads or writes attribute ``name`` (as ``x.name`` or ``getattr(x, "name")``)."""
     for child in ast.walk(node):
         if isinstance(child, ast.Attribute) and child.attr == name:
@@ -437,7 +465,7 @@ def _mentions(node: ast.AST, name: str) -> bool:
     return False
 
 
-def _delegates(method: ast.FunctionDef, hook: str) -> bool:
+def delegates(method: ast.FunctionDef, hook: str) -> bool:
     """``method`` calls ``self.model.<hook>(...)``."""
     for child in ast.walk(method):
         if (

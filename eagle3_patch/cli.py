@@ -13,6 +13,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -36,6 +37,7 @@ from eagle3_patch.errors import (
     EXIT_UNPATCHED,
     EXIT_UNSUPPORTED,
     Eagle3PatchError,
+    UsageError,
 )
 from eagle3_patch.locate import ROOT_ENV, Install, locate
 from eagle3_patch.spec import load_spec
@@ -104,8 +106,9 @@ def reports_errors(command: Callable[..., int]) -> Callable[..., None]:
 def cli() -> None:
     """Give SGLang's Qwen3.5/Qwen3.6 models the EAGLE-3 capture hook they lack.
 
-    Exit codes: 0 ready/done, 1 unpatched (check), 2 usage, 3 unsupported SGLang,
-    4 drift/conflict, 5 SGLang not found, 6 cannot write.
+    Exit codes: 0 ready/done, 1 unpatched (check) or a verify level failed, 2 usage,
+    3 unsupported SGLang, 4 drift/conflict, 5 SGLang not found, 6 cannot write,
+    7 verify --cuda could not run the cuda level.
     """
 
 
@@ -207,6 +210,73 @@ def status(out: Output, sglang_root: str | None, python: str | None, as_json: bo
     out.line(f"{report.state}: overall", state=report.state)
     if report.reason:
         out.error(f"{report.state}: {report.reason}")
+    return code
+
+
+@cli.command("verify")
+@install_options
+@click.option("--cuda", "cuda_required", is_flag=True, help="Require the cuda level: exit 7 when it cannot run here.")
+@click.option(
+    "--target",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Your own Qwen3.5 target checkpoint folder for the cuda level (with --draft).",
+)
+@click.option(
+    "--draft",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Your own EAGLE-3 drafter checkpoint folder for the cuda level (with --target).",
+)
+@click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=16, show_default=True)
+@reports_errors
+def verify_command(
+    out: Output,
+    sglang_root: str | None,
+    python: str | None,
+    as_json: bool,
+    cuda_required: bool,
+    target: Path | None,
+    draft: Path | None,
+    max_new_tokens: int,
+) -> int:
+    """Prove capture works: static data flow, the hooks' behaviour, and a CUDA forward where possible."""
+    from eagle3_patch.verify import FAILED, CudaRequest, verify
+
+    if (target is None) != (draft is None):
+        raise UsageError("give --target and --draft together")
+    report = _classify(sglang_root, python, out)
+    request = CudaRequest(
+        python=python or sys.executable,
+        required=cuda_required,
+        target=target,
+        draft=draft,
+        max_new_tokens=max_new_tokens,
+    )
+    result = verify(report, load_spec(), request)
+    code = result.exit_code
+    if out.as_json:
+        payload = _payload("verify", report, exit_code=code)
+        payload["levels"] = {
+            level.name: {
+                "status": level.status,
+                "detail": level.detail,
+                "checks": [
+                    {"subject": c.subject, "ok": c.ok, "required": c.required, "detail": c.detail} for c in level.checks
+                ],
+            }
+            for level in result.levels
+        }
+        out.emit_json(payload)
+        return code
+    _header(out, report)
+    for level in result.levels:
+        if level.status == FAILED:
+            out.line(f"{level.status}: {level.name}", state=level.status)
+        else:
+            out.line(f"{level.status}: {level.name}: {level.detail}", state=level.status)
+        for check in level.checks:
+            if not check.ok:
+                prefix = "  - " if check.required else "  - not offered by upstream: "
+                out.line(f"{prefix}{check.subject}: {check.detail}")
     return code
 
 

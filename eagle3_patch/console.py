@@ -23,6 +23,9 @@ _STATE_STYLES = {
     "absent": "dim",
     "drifted": "red",
     "unsupported": "red",
+    "passed": "green",
+    "failed": "red",
+    "skipped": "yellow",
 }
 
 

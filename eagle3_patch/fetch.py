@@ -93,7 +93,7 @@ def fetch_wheel(version: str, *, cache: Path | None = None) -> Path:
 
 
 def extract_release(wheel: Path, site_packages: Path) -> Path:
-    """Unpack what eagle3-patch reads (the model files, the version files, the dist-info).
+    """Unpack what eagle3-patch reads: model files, version files, ServerArgs, the dist-info.
 
     Returns the ``sglang`` package folder inside ``site_packages``; the result is
     laid out exactly as ``pip install --no-deps`` would lay out those files.
@@ -111,7 +111,11 @@ def _wanted(name: str) -> bool:
         return True
     if head != PACKAGE:
         return False
-    return rest.startswith("srt/models/") or rest == "srt/__init__.py" or "/" not in rest
+    return (
+        rest.startswith(("srt/models/", "srt/arg_groups/"))
+        or rest in ("srt/__init__.py", "srt/server_args.py")
+        or "/" not in rest
+    )
 
 
 def _cached_wheel(cache: Path, version: str) -> Path | None:

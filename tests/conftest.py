@@ -48,13 +48,14 @@ def _release_versions() -> tuple[tuple[str, ...], str]:
 
 RELEASES, INDEX_PROBLEM = _release_versions()
 PATCH_RELEASES = tuple(v for v in RELEASES if expected_verdict(v) == "patch")
+SERVED_RELEASES = tuple(v for v in RELEASES if expected_verdict(v) != "unsupported")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "release" in metafunc.fixturenames:
         metafunc.parametrize("release", RELEASES)
-    if "patch_release" in metafunc.fixturenames:
-        metafunc.parametrize("patch_release", PATCH_RELEASES, scope="session")
+    if "served_release" in metafunc.fixturenames:
+        metafunc.parametrize("served_release", SERVED_RELEASES)
 
 
 @pytest.fixture
@@ -144,3 +145,14 @@ def patch_site(site: Path) -> InstallReport:
     assert plan.write is not None
     execute(plan.write)
     return classify_site(site)
+
+
+def needs(module: str) -> object:
+    """Import an optional test dependency (torch, transformers): skip without it, unless CI
+    sets EAGLE3_PATCH_REQUIRE_EXTRAS=1, where its absence is a failure, not a skip."""
+    import importlib
+    import os
+
+    if os.environ.get("EAGLE3_PATCH_REQUIRE_EXTRAS") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module)

@@ -1,0 +1,365 @@
+"""Tiny random-weight checkpoints for the cuda level of ``verify``.
+
+A Qwen3.5 *target* in the real Hugging Face checkpoint format (config.json with
+hybrid ``layer_types``, safetensors, a byte-level tokenizer built offline) and a
+one-layer EAGLE-3 *drafter* (``LlamaForCausalLMEagle3``) that reads three of the
+target's layers. Small enough to load in seconds, shaped like the real thing.
+
+This module is self-contained on purpose: the cuda level copies it into a
+temporary folder and runs it with the interpreter that has SGLang, which need
+not have eagle3-patch installed. Names and shapes are plain Python; torch,
+safetensors and tokenizers are imported only to write files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+TEXT_ARCHITECTURE = "Qwen3_5ForCausalLM"
+MULTIMODAL_ARCHITECTURE = "Qwen3_5ForConditionalGeneration"
+DRAFTER_ARCHITECTURE = "LlamaForCausalLMEagle3"
+
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+_BYTE_TOKENS = 256
+VOCAB_SIZE = 512  # 256 bytes + specials, padded like real vocabularies
+NUM_LAYERS = 8  # two groups of three linear-attention layers and one full-attention layer
+FULL_ATTENTION_INTERVAL = 4
+#: Draft ids the tiny drafter asks for; the target captures layers id + 1.
+DRAFT_LAYER_IDS = (1, 3, 5)
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def special_token_id(token: str) -> int:
+    return _BYTE_TOKENS + SPECIAL_TOKENS.index(token)
+
+
+def layer_types(num_layers: int = NUM_LAYERS, interval: int = FULL_ATTENTION_INTERVAL) -> list[str]:
+    """Every ``interval``-th layer is full attention, the rest Gated DeltaNet (as in Qwen3.5)."""
+    return ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(num_layers)]
+
+
+def text_config() -> dict[str, Any]:
+    head_dim = 64
+    return {
+        "model_type": "qwen3_5_text",
+        "vocab_size": VOCAB_SIZE,
+        "hidden_size": 256,
+        "intermediate_size": 512,
+        "num_hidden_layers": NUM_LAYERS,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-6,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": False,
+        "attention_bias": False,
+        "attn_output_gate": True,
+        "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 64,
+        "linear_value_head_dim": 64,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "layer_types": layer_types(),
+        "full_attention_interval": FULL_ATTENTION_INTERVAL,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 10_000_000.0,
+            "partial_rotary_factor": 0.25,
+            # Sections of the rotary half-dimension: 64 * 0.25 / 2 = 8.
+            "mrope_section": [2, 3, 3],
+            "mrope_interleaved": True,
+        },
+        "eos_token_id": special_token_id("<|endoftext|>"),
+        "dtype": "bfloat16",
+    }
+
+
+def vision_config(out_hidden_size: int) -> dict[str, Any]:
+    """The smallest vision tower the Qwen3.5 wrapper takes: one block, a 4x4 position grid."""
+    return {
+        "model_type": "qwen3_5",
+        "depth": 1,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_heads": 2,
+        "in_channels": 3,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": out_hidden_size,
+        "num_position_embeddings": 16,
+        "hidden_act": "gelu_pytorch_tanh",
+        "deepstack_visual_indexes": [],
+    }
+
+
+def target_config(architecture: str) -> dict[str, Any]:
+    """config.json of the tiny target: text-only, or multimodal with a minimal vision tower."""
+    text = text_config()
+    if architecture == TEXT_ARCHITECTURE:
+        return {"architectures": [TEXT_ARCHITECTURE], **text}
+    if architecture != MULTIMODAL_ARCHITECTURE:
+        raise ValueError(f"no tiny target for {architecture}")
+    return {
+        "architectures": [MULTIMODAL_ARCHITECTURE],
+        "model_type": "qwen3_5",
+        "text_config": text,
+        "vision_config": vision_config(text["hidden_size"]),
+        "image_token_id": special_token_id("<|image_pad|>"),
+        "video_token_id": special_token_id("<|video_pad|>"),
+        "vision_start_token_id": special_token_id("<|vision_start|>"),
+        "vision_end_token_id": special_token_id("<|vision_end|>"),
+        "tie_word_embeddings": False,
+        "dtype": "bfloat16",
+    }
+
+
+def target_tensors(config: dict[str, Any]) -> Shapes:
+    """Parameter names and shapes of a Qwen3.5 checkpoint with this config, as HF saves them."""
+    if "text_config" not in config:
+        shapes = _text_tensors(config, "model.")
+    else:
+        shapes = _text_tensors(config["text_config"], "model.language_model.")
+        shapes.update(_vision_tensors(config["vision_config"], "model.visual."))
+    text = config.get("text_config", config)
+    shapes["lm_head.weight"] = (text["vocab_size"], text["hidden_size"])
+    return shapes
+
+
+def drafter_config(target: dict[str, Any], draft_layer_ids: tuple[int, ...] = DRAFT_LAYER_IDS) -> dict[str, Any]:
+    """config.json of a one-layer EAGLE-3 drafter for ``target`` (hidden size and vocabulary shared)."""
+    text = target.get("text_config", target)
+    if not all(0 <= i <= text["num_hidden_layers"] - 2 for i in draft_layer_ids):
+        raise ValueError(f"draft ids {draft_layer_ids} outside 0..{text['num_hidden_layers'] - 2}")
+    return {
+        "architectures": [DRAFTER_ARCHITECTURE],
+        "model_type": "llama",
+        "hidden_size": text["hidden_size"],
+        "target_hidden_size": text["hidden_size"],
+        "intermediate_size": 512,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 64,
+        "hidden_act": "silu",
+        "rms_norm_eps": 1e-6,
+        "max_position_embeddings": 4096,
+        "rope_theta": 10_000_000.0,
+        "vocab_size": text["vocab_size"],
+        "draft_vocab_size": text["vocab_size"],
+        "tie_word_embeddings": False,
+        "eagle_config": {
+            "eagle_aux_hidden_state_layer_ids": list(draft_layer_ids),
+            "use_aux_hidden_state": True,
+        },
+        "dtype": "bfloat16",
+    }
+
+
+def drafter_tensors(config: dict[str, Any]) -> Shapes:
+    """The names an EAGLE-3 trainer saves (``midlayer.*``), with their shapes."""
+    hidden = config["hidden_size"]
+    inner = config["intermediate_size"]
+    q = config["num_attention_heads"] * config["head_dim"]
+    kv = config["num_key_value_heads"] * config["head_dim"]
+    aux = len(config["eagle_config"]["eagle_aux_hidden_state_layer_ids"])
+    return {
+        "embed_tokens.weight": (config["vocab_size"], hidden),
+        # The input layer reads the token embedding and the fused target state: 2x hidden.
+        "midlayer.self_attn.q_proj.weight": (q, 2 * hidden),
+        "midlayer.self_attn.k_proj.weight": (kv, 2 * hidden),
+        "midlayer.self_attn.v_proj.weight": (kv, 2 * hidden),
+        "midlayer.self_attn.o_proj.weight": (hidden, q),
+        "midlayer.mlp.gate_proj.weight": (inner, hidden),
+        "midlayer.mlp.up_proj.weight": (inner, hidden),
+        "midlayer.mlp.down_proj.weight": (hidden, inner),
+        "midlayer.input_layernorm.weight": (hidden,),
+        "midlayer.hidden_norm.weight": (hidden,),
+        "midlayer.post_attention_layernorm.weight": (hidden,),
+        "fc.weight": (hidden, aux * config["target_hidden_size"]),
+        "norm.weight": (hidden,),
+        "lm_head.weight": (config["draft_vocab_size"], hidden),
+    }
+
+
+def write_target(folder: Path, architecture: str, *, seed: int = 0) -> dict[str, Any]:
+    """Write config.json, model.safetensors and the tokenizer of a tiny target into ``folder``."""
+    config = target_config(architecture)
+    _write_checkpoint(folder, config, target_tensors(config), seed=seed)
+    write_tokenizer(folder)
+    if architecture == MULTIMODAL_ARCHITECTURE:
+        _write_json(folder / "preprocessor_config.json", _preprocessor_config(config["vision_config"]))
+    return config
+
+
+def write_drafter(folder: Path, target: dict[str, Any], *, seed: int = 1) -> dict[str, Any]:
+    config = drafter_config(target)
+    _write_checkpoint(folder, config, drafter_tensors(config), seed=seed)
+    return config
+
+
+def write_tokenizer(folder: Path) -> None:
+    """A byte-level BPE tokenizer with no merges: every text round-trips, nothing to download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {symbol: index for index, symbol in enumerate(alphabet)}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    _write_json(
+        folder / "tokenizer_config.json",
+        {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "eos_token": "<|endoftext|>",
+            "pad_token": "<|endoftext|>",
+            "model_max_length": 4096,
+        },
+    )
+
+
+def _text_tensors(text: dict[str, Any], prefix: str) -> Shapes:
+    hidden = text["hidden_size"]
+    inner = text["intermediate_size"]
+    head = text["head_dim"]
+    key_dim = text["linear_key_head_dim"] * text["linear_num_key_heads"]
+    value_dim = text["linear_value_head_dim"] * text["linear_num_value_heads"]
+    value_heads = text["linear_num_value_heads"]
+    conv_dim = 2 * key_dim + value_dim
+    shapes: Shapes = {f"{prefix}embed_tokens.weight": (text["vocab_size"], hidden), f"{prefix}norm.weight": (hidden,)}
+    for index, kind in enumerate(text["layer_types"]):
+        layer = f"{prefix}layers.{index}."
+        shapes[layer + "input_layernorm.weight"] = (hidden,)
+        shapes[layer + "post_attention_layernorm.weight"] = (hidden,)
+        shapes[layer + "mlp.gate_proj.weight"] = (inner, hidden)
+        shapes[layer + "mlp.up_proj.weight"] = (inner, hidden)
+        shapes[layer + "mlp.down_proj.weight"] = (hidden, inner)
+        if kind == "linear_attention":
+            attn = layer + "linear_attn."
+            shapes[attn + "in_proj_qkv.weight"] = (conv_dim, hidden)
+            shapes[attn + "in_proj_z.weight"] = (value_dim, hidden)
+            shapes[attn + "in_proj_b.weight"] = (value_heads, hidden)
+            shapes[attn + "in_proj_a.weight"] = (value_heads, hidden)
+            shapes[attn + "conv1d.weight"] = (conv_dim, 1, text["linear_conv_kernel_dim"])
+            shapes[attn + "dt_bias"] = (value_heads,)
+            shapes[attn + "A_log"] = (value_heads,)
+            shapes[attn + "norm.weight"] = (text["linear_value_head_dim"],)
+            shapes[attn + "out_proj.weight"] = (hidden, value_dim)
+        else:
+            attn = layer + "self_attn."
+            heads, kv_heads = text["num_attention_heads"], text["num_key_value_heads"]
+            shapes[attn + "q_proj.weight"] = (heads * head * 2, hidden)  # queries and the output gate
+            shapes[attn + "k_proj.weight"] = (kv_heads * head, hidden)
+            shapes[attn + "v_proj.weight"] = (kv_heads * head, hidden)
+            shapes[attn + "o_proj.weight"] = (hidden, heads * head)
+            shapes[attn + "q_norm.weight"] = (head,)
+            shapes[attn + "k_norm.weight"] = (head,)
+    return shapes
+
+
+def _vision_tensors(vision: dict[str, Any], prefix: str) -> Shapes:
+    width = vision["hidden_size"]
+    inner = vision["intermediate_size"]
+    patch, temporal = vision["patch_size"], vision["temporal_patch_size"]
+    merged = width * vision["spatial_merge_size"] ** 2
+    shapes: Shapes = {
+        f"{prefix}patch_embed.proj.weight": (width, vision["in_channels"], temporal, patch, patch),
+        f"{prefix}patch_embed.proj.bias": (width,),
+        f"{prefix}pos_embed.weight": (vision["num_position_embeddings"], width),
+        f"{prefix}merger.norm.weight": (width,),
+        f"{prefix}merger.norm.bias": (width,),
+        f"{prefix}merger.linear_fc1.weight": (merged, merged),
+        f"{prefix}merger.linear_fc1.bias": (merged,),
+        f"{prefix}merger.linear_fc2.weight": (vision["out_hidden_size"], merged),
+        f"{prefix}merger.linear_fc2.bias": (vision["out_hidden_size"],),
+    }
+    for index in range(vision["depth"]):
+        block = f"{prefix}blocks.{index}."
+        for norm in ("norm1", "norm2"):
+            shapes[f"{block}{norm}.weight"] = (width,)
+            shapes[f"{block}{norm}.bias"] = (width,)
+        shapes[block + "attn.qkv.weight"] = (3 * width, width)
+        shapes[block + "attn.qkv.bias"] = (3 * width,)
+        shapes[block + "attn.proj.weight"] = (width, width)
+        shapes[block + "attn.proj.bias"] = (width,)
+        shapes[block + "mlp.linear_fc1.weight"] = (inner, width)
+        shapes[block + "mlp.linear_fc1.bias"] = (inner,)
+        shapes[block + "mlp.linear_fc2.weight"] = (width, inner)
+        shapes[block + "mlp.linear_fc2.bias"] = (width,)
+    return shapes
+
+
+def _is_offset_norm(name: str) -> bool:
+    """Qwen3.5's text RMSNorm scales by (1 + weight), so zero is its neutral value.
+
+    Its gated norm (``linear_attn.norm``), the vision LayerNorms and the drafter's
+    Llama RMSNorm scale by ``weight``: one is theirs.
+    """
+    return (
+        name.startswith("model.")
+        and not name.startswith("model.visual.")
+        and "linear_attn" not in name
+        and name.endswith("norm.weight")
+    )
+
+
+def _initial_value(name: str, shape: tuple[int, ...], generator: Any) -> Any:
+    """Random weights that keep activations tame: unit-ish norms, small projections."""
+    import torch
+
+    if name.endswith("A_log"):
+        return torch.log(torch.empty(shape).uniform_(1.0, 16.0, generator=generator))
+    if name.endswith("dt_bias"):
+        return torch.ones(shape)
+    if len(shape) == 1:
+        if name.endswith(".bias"):
+            return torch.zeros(shape)
+        return torch.zeros(shape) if _is_offset_norm(name) else torch.ones(shape)
+    fan_in = math.prod(shape[1:])
+    scale = 1.0 if name.endswith("embed_tokens.weight") else 1.0 / math.sqrt(fan_in)
+    return torch.randn(shape, generator=generator) * scale
+
+
+def _write_checkpoint(folder: Path, config: dict[str, Any], shapes: Shapes, *, seed: int) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    tensors = {
+        name: _initial_value(name, shape, generator).to(torch.bfloat16).contiguous() for name, shape in shapes.items()
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _write_json(folder / "config.json", config)
+
+
+def _preprocessor_config(vision: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "image_processor_type": "Qwen2VLImageProcessorFast",
+        "patch_size": vision["patch_size"],
+        "temporal_patch_size": vision["temporal_patch_size"],
+        "merge_size": vision["spatial_merge_size"],
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+        "size": {"shortest_edge": 4096, "longest_edge": 65536},
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
