@@ -54,22 +54,29 @@ _STATE_EXIT = {
 }
 
 
-def install_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--sglang-root, --python and --json, shared by every command."""
-    command = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema in the README).")(
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json and --quiet, shared by every command."""
+    command = click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code says it).")(
         command
     )
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema in the README).")(
+        command
+    )
+
+
+def install_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--sglang-root and --python (which install), plus the output options."""
+    command = output_options(command)
     command = click.option(
         "--python",
         metavar="PATH",
         help="Work on the sglang installed for this interpreter (a venv, conda env, Docker stage).",
     )(command)
-    command = click.option(
+    return click.option(
         "--sglang-root",
         metavar="DIR",
         help=f"The sglang package folder, its site-packages, or a source checkout (env: {ROOT_ENV}).",
     )(command)
-    return command
 
 
 def reports_errors(command: Callable[..., int]) -> Callable[..., None]:
@@ -77,7 +84,7 @@ def reports_errors(command: Callable[..., int]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        out = Output(as_json=kwargs.get("as_json", False))
+        out = Output(as_json=kwargs.pop("as_json", False), quiet=kwargs.pop("quiet", False))
         ctx = click.get_current_context()
         try:
             code = command(out, *args, **kwargs)
@@ -101,8 +108,38 @@ def reports_errors(command: Callable[..., int]) -> Callable[..., None]:
     return wrapper
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``--version``: the tool, the anchors data, and the SGLang releases it has been proven on."""
+    if not value or ctx.resilient_parsing:
+        return
+    from packaging.version import Version
+
+    from eagle3_patch.spec import anchors_version, load_verified
+
+    by_verdict: dict[str, list[Version]] = {}
+    for release in load_verified():
+        by_verdict.setdefault(release.verdict, []).append(Version(release.version))
+    everything = sorted(v for versions in by_verdict.values() for v in versions)
+    ranges = ", ".join(
+        f"{verdict} {min(versions)}-{max(versions)}"
+        for verdict, versions in sorted(by_verdict.items(), key=lambda item: min(item[1]))
+    )
+    click.echo(
+        f"eagle3-patch {__version__} (anchors data {anchors_version()}; "
+        f"verified sglang {everything[0]} to {everything[-1]}: {ranges})"
+    )
+    ctx.exit(EXIT_OK)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="eagle3-patch")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version, the anchors data version and the verified SGLang releases.",
+)
 def cli() -> None:
     """Give SGLang's Qwen3.5/Qwen3.6 models the EAGLE-3 capture hook they lack.
 
@@ -116,7 +153,7 @@ def cli() -> None:
 @install_options
 @click.option("--dry-run", is_flag=True, help="Print the unified diff and write nothing.")
 @reports_errors
-def apply(out: Output, sglang_root: str | None, python: str | None, as_json: bool, dry_run: bool) -> int:
+def apply(out: Output, sglang_root: str | None, python: str | None, dry_run: bool) -> int:
     """Insert set_eagle3_layers_to_capture where it is missing (backed up, validated, atomic)."""
     from eagle3_patch.plan import plan_apply, unified_diff
 
@@ -149,7 +186,7 @@ def apply(out: Output, sglang_root: str | None, python: str | None, as_json: boo
 @install_options
 @click.option("--force", is_flag=True, help="Restore the original even if a patched file was edited since.")
 @reports_errors
-def revert(out: Output, sglang_root: str | None, python: str | None, as_json: bool, force: bool) -> int:
+def revert(out: Output, sglang_root: str | None, python: str | None, force: bool) -> int:
     """Restore the original bytes of every file eagle3-patch changed."""
     from eagle3_patch.plan import plan_revert
 
@@ -172,7 +209,7 @@ def revert(out: Output, sglang_root: str | None, python: str | None, as_json: bo
 @cli.command()
 @install_options
 @reports_errors
-def check(out: Output, sglang_root: str | None, python: str | None, as_json: bool) -> int:
+def check(out: Output, sglang_root: str | None, python: str | None) -> int:
     """Exit 0 when EAGLE-3 capture is in place (patched or native), else say what is wrong."""
     report = _classify(sglang_root, python, out)
     code = _STATE_EXIT[report.state]
@@ -197,7 +234,7 @@ def check(out: Output, sglang_root: str | None, python: str | None, as_json: boo
 @cli.command()
 @install_options
 @reports_errors
-def status(out: Output, sglang_root: str | None, python: str | None, as_json: bool) -> int:
+def status(out: Output, sglang_root: str | None, python: str | None) -> int:
     """Show, per file and class, what eagle3-patch sees."""
     report = _classify(sglang_root, python, out)
     code = EXIT_OK if report.state in (PATCHED, NATIVE, UNPATCHED) else _STATE_EXIT[report.state]
@@ -232,7 +269,6 @@ def verify_command(
     out: Output,
     sglang_root: str | None,
     python: str | None,
-    as_json: bool,
     cuda_required: bool,
     target: Path | None,
     draft: Path | None,
@@ -277,6 +313,59 @@ def verify_command(
             if not check.ok:
                 prefix = "  - " if check.required else "  - not offered by upstream: "
                 out.line(f"{prefix}{check.subject}: {check.detail}")
+    return code
+
+
+@cli.command("pins")
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--allow-unpinned", is_flag=True, help="Do not fail on a range or a missing version.")
+@click.option(
+    "--fetch", is_flag=True, help="Classify pins missing from the verified table from their wheel (uses the network)."
+)
+@output_options
+@reports_errors
+def pins_command(out: Output, files: tuple[Path, ...], allow_unpinned: bool, fetch: bool) -> int:
+    """Judge the sglang versions pinned in FILES (default: the ones found under this folder)."""
+    from eagle3_patch.pins import FAILING, UNPINNED, discover, judge, judge_from_code, scan
+
+    paths = list(files) or discover(Path("."))
+    for path in paths:
+        if not path.is_file():
+            raise UsageError(
+                "no such file; pass requirements files, pyproject.toml, Dockerfiles or lock files", path=path
+            )
+    findings = [judge(pin) for pin in scan(paths)]
+    if fetch:
+        findings = [judge_from_code(finding) for finding in findings]
+    failing = [f for f in findings if f.verdict in FAILING and not (allow_unpinned and f.verdict == UNPINNED)]
+    code = EXIT_UNPATCHED if failing else EXIT_OK
+    if out.as_json:
+        out.emit_json(
+            {
+                "command": "pins",
+                "exit_code": code,
+                "files": [str(p) for p in paths],
+                "findings": [
+                    {
+                        "path": str(f.pin.path),
+                        "line": f.pin.line,
+                        "requirement": f.pin.text,
+                        "version": f.pin.version,
+                        "source": f.pin.source,
+                        "verdict": f.verdict,
+                        "advice": f.advice,
+                        "note": f.pin.note,
+                        "from_code": f.from_code,
+                    }
+                    for f in findings
+                ],
+            }
+        )
+        return code
+    for finding in findings:
+        out.line(finding.line())
+    if not findings:
+        out.line(f"no sglang requirement in {len(paths)} file(s)")
     return code
 
 

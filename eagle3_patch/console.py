@@ -89,7 +89,7 @@ class Output:
             click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
     def diff(self, text: str) -> None:
-        if self.as_json or not text:
+        if self.as_json or self.quiet or not text:
             return
         if self.rich:
             from rich.syntax import Syntax

@@ -153,6 +153,12 @@ def load_verified() -> tuple[VerifiedRelease, ...]:
     return verified_from_toml(_read_data("verified.toml"))
 
 
+@cache
+def anchors_version() -> str:
+    """The data version of the verified table (``data_version`` in verified.toml)."""
+    return str(tomllib.loads(_read_data("verified.toml")).get("data_version", "unknown"))
+
+
 def spec_from_toml(text: str) -> PatchSpec:
     data = tomllib.loads(text)
     templates = tuple(

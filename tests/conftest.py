@@ -156,3 +156,19 @@ def needs(module: str) -> object:
     if os.environ.get("EAGLE3_PATCH_REQUIRE_EXTRAS") == "1":
         return importlib.import_module(module)
     return pytest.importorskip(module)
+
+
+#: What a source distribution of eagle3-patch needs: enough to build the wheel.
+SHIPPED = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "eagle3_patch", "anchors")
+
+
+def copy_project(destination: Path) -> Path:
+    """The project's buildable files (the working tree, committed or not) copied into ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination

@@ -1,0 +1,260 @@
+"""pins: finding sglang requirements in each file format, and judging them."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from eagle3_patch import pins
+from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, EXIT_USAGE
+from eagle3_patch.pins import Pin, file_kind, find_pins, judge, scan
+from eagle3_patch.spec import load_verified
+from tests.conftest import REPO, run_cli, run_json
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+def found(path: Path) -> list[tuple[int, str, str | None, str]]:
+    return [(p.line, p.text, p.version, p.note) for p in find_pins(path)]
+
+
+def test_requirements_extras_markers_comments_hashes(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "requirements.txt",
+        """
+        # sglang==0.5.0 in a comment is not a pin
+        numpy>=1.26
+        sglang[all,srt]==0.5.21 ; python_version >= "3.10"  # the pin
+        SGLang==0.5.23 \\
+            --hash=sha256:0123
+        sglang~=0.5.11
+        sglang==0.5.*
+        sglang
+        """,
+    )
+    assert found(path) == [
+        (3, 'sglang[all,srt]==0.5.21 ; python_version >= "3.10"', "0.5.21", ""),
+        (4, "SGLang==0.5.23", "0.5.23", ""),
+        (6, "sglang~=0.5.11", None, ""),
+        (7, "sglang==0.5.*", None, ""),
+        (8, "sglang", None, ""),
+    ]
+
+
+def test_requirements_includes_and_editables(tmp_path: Path) -> None:
+    top = write(
+        tmp_path,
+        "requirements.txt",
+        """
+        -r base/requirements-base.txt
+        --constraint=constraints.txt
+        -rloop.txt
+        -e ./sglang/python
+        -e git+https://github.com/sgl-project/sglang.git#egg=sglang&subdirectory=python
+        https://example.invalid/wheels/sglang-0.5.19-cp311-cp311-manylinux_2_34_x86_64.whl
+        """,
+    )
+    write(tmp_path, "base/requirements-base.txt", "-r ../requirements.txt\nsglang==0.5.17\n")
+    write(tmp_path, "constraints.txt", "sglang==0.5.18\n")
+    write(tmp_path, "loop.txt", "-r requirements.txt\n")
+    pins_found = find_pins(top)
+    assert [(p.path.name, p.line, p.version) for p in pins_found] == [
+        ("requirements-base.txt", 2, "0.5.17"),
+        ("constraints.txt", 1, "0.5.18"),
+        ("requirements.txt", 4, None),
+        ("requirements.txt", 5, None),
+        ("requirements.txt", 6, "0.5.19"),
+    ]
+    assert pins_found[2].note == "editable install from a checkout"
+
+
+def test_pyproject_arrays_groups_and_poetry(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "pyproject.toml",
+        """
+        [project]
+        name = "deploy"
+        dependencies = [
+            "click",
+            "sglang[all]==0.5.21",
+        ]
+
+        [project.optional-dependencies]
+        serve = ["sglang>=0.5.11"]
+
+        [dependency-groups]
+        gpu = ["sglang==0.5.22", {include-group = "serve"}]
+
+        [tool.poetry.dependencies]
+        sglang = {version = "0.5.20", extras = ["all"]}
+
+        [tool.poetry.group.dev.dependencies]
+        sglang = "^0.5.11"
+        """,
+    )
+    assert [(line, version) for line, _, version, _ in found(path)] == [
+        (5, "0.5.21"),
+        (9, None),
+        (12, "0.5.22"),
+        (15, "0.5.20"),
+        (18, None),
+    ]
+
+
+def test_dockerfile_arg_env_continuations_exec_form_and_uv(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "Dockerfile.serve",
+        """
+        ARG SGLANG_VERSION=0.5.21
+        FROM python:3.11
+        ARG SGLANG_VERSION
+        ENV TOOLS_VERSION 0.1.0
+        # RUN pip install sglang==0.5.0 (a comment)
+        RUN pip install --no-cache-dir -i https://pypi.org/simple \\
+            "sglang[all]==${SGLANG_VERSION}" \\
+            && eagle3-patch apply
+        RUN uv pip install --system sglang==$NOT_SET
+        RUN ["python", "-m", "pip", "install", "sglang==0.5.10"]
+        RUN pip install -r requirements.txt && echo sglang==0.5.9
+        RUN pip3 install sglang==${LATER:-0.5.23}
+        """,
+    )
+    assert found(path) == [
+        (6, "sglang[all]==0.5.21", "0.5.21", "version from SGLANG_VERSION set on line 1"),
+        (9, "sglang==$NOT_SET", None, "its version comes from a variable with no default here"),
+        (10, "sglang==0.5.10", "0.5.10", ""),
+        (12, "sglang==0.5.23", "0.5.23", ""),
+    ]
+
+
+LOCK_TAIL = '[[package]]\nname = "numpy"\nversion = "2"\n\n[[package]]\nname = "sglang"\nversion = "0.5.19"\n'
+
+
+@pytest.mark.parametrize(("name", "text"), [("uv.lock", "version = 1\n\n" + LOCK_TAIL), ("poetry.lock", LOCK_TAIL)])
+def test_lock_files(tmp_path: Path, name: str, text: str) -> None:
+    assert found(write(tmp_path, name, text)) == [(8 if name == "uv.lock" else 6, "sglang==0.5.19", "0.5.19", "")]
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("requirements-dev.txt", "requirements"),
+        ("constraints.txt", "requirements"),
+        ("requirements.in", "requirements"),
+        ("pyproject.toml", "pyproject"),
+        ("Dockerfile", "dockerfile"),
+        ("Containerfile.gpu", "dockerfile"),
+        ("serve.Dockerfile", "dockerfile"),
+        ("uv.lock", "uv.lock"),
+        ("poetry.lock", "poetry.lock"),
+        ("setup.py", None),
+    ],
+)
+def test_file_kinds(name: str, kind: str | None) -> None:
+    assert file_kind(Path(name)) == kind
+
+
+def pin(version: str | None) -> Pin:
+    return Pin(Path("requirements.txt"), 3, f"sglang=={version}" if version else "sglang>=0.5", version, "requirements")
+
+
+@pytest.mark.parametrize(
+    ("version", "verdict"),
+    [("0.5.21", "patch"), ("0.5.23", "native"), ("0.5.10", "unsupported"), ("0.5.99", "unknown"), (None, "unpinned")],
+)
+def test_verdicts_come_from_the_verified_table(version: str | None, verdict: str) -> None:
+    assert judge(pin(version)).verdict == verdict
+    row = next((r for r in load_verified() if r.version == version), None)
+    if row is not None:
+        assert row.verdict == verdict
+
+
+def test_finding_line_format() -> None:
+    assert judge(pin("0.5.10")).line().startswith("requirements.txt:3: sglang==0.5.10: unsupported — ")
+    assert judge(pin(None)).line().startswith("requirements.txt:3: sglang>=0.5: unpinned — pin an exact release")
+
+
+def test_scan_reports_an_included_file_once(tmp_path: Path) -> None:
+    top = write(tmp_path, "requirements.txt", "-r requirements-base.txt\n")
+    base = write(tmp_path, "requirements-base.txt", "sglang==0.5.21\n")
+    assert len(scan([top, base])) == 1
+
+
+def test_cli_exit_codes_and_output(tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "requirements.txt", "sglang==0.5.21\n")
+    write(tmp_path, "docker/Dockerfile", "ARG V=0.5.23\nRUN pip install sglang==${V}\n")
+    ok = run_cli(runner, "pins")
+    assert ok.exit_code == EXIT_OK
+    assert ok.stdout.splitlines()[0].startswith(
+        "docker/Dockerfile:2: sglang==0.5.23 (version from V set on line 1): native"
+    )
+    write(tmp_path, "constraints.txt", "sglang>=0.5.11\n")
+    assert run_cli(runner, "pins").exit_code == EXIT_UNPATCHED
+    assert run_cli(runner, "pins", "--allow-unpinned").exit_code == EXIT_OK
+    write(tmp_path, "pyproject.toml", '[project]\nname = "x"\ndependencies = ["sglang==0.5.99"]\n')
+    code, payload = run_json(runner, "pins", "--allow-unpinned")
+    assert code == EXIT_UNPATCHED
+    unknown = next(f for f in payload["findings"] if f["verdict"] == "unknown")
+    assert unknown == {
+        "path": "pyproject.toml",
+        "line": 3,
+        "requirement": "sglang==0.5.99",
+        "version": "0.5.99",
+        "source": "pyproject",
+        "verdict": "unknown",
+        "advice": unknown["advice"],
+        "note": "",
+        "from_code": False,
+    }
+    assert "--fetch" in unknown["advice"]
+    missing = run_cli(runner, "pins", "nope.txt")
+    assert missing.exit_code == EXIT_USAGE and "nope.txt" in missing.stderr
+    assert run_cli(runner, "pins", "--quiet", "requirements.txt").stdout == ""
+
+
+def test_discovery_skips_hidden_and_environment_folders(tmp_path: Path) -> None:
+    for name in ("requirements.txt", "sub/Dockerfile", ".venv/lib/requirements.txt", "node_modules/x/pyproject.toml"):
+        write(tmp_path, name, "")
+    write(tmp_path, "README.txt", "")
+    assert [p.relative_to(tmp_path).as_posix() for p in pins.discover(tmp_path)] == [
+        "requirements.txt",
+        "sub/Dockerfile",
+    ]
+
+
+def test_hook_files_pattern_is_the_one_pre_commit_uses() -> None:
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    pins_hook = next(h for h in hooks if h["id"] == "eagle3-patch-pins")
+    assert pins_hook["files"] == pins.HOOK_FILES.pattern
+    assert pins_hook["language"] == "python" and pins_hook["require_serial"] is True
+    check_hook = next(h for h in hooks if h["id"] == "eagle3-patch-check")
+    assert check_hook["stages"] == ["manual"] and check_hook["pass_filenames"] is False
+
+
+def test_example_dockerfile_pin_is_verified() -> None:
+    findings = [judge(p) for p in find_pins(REPO / "examples" / "Dockerfile")]
+    assert [f.verdict for f in findings] == ["patch"]
+
+
+@pytest.mark.corpus
+def test_fetch_classifies_a_release_missing_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release the table does not know is downloaded, classified and dry-run patched (network)."""
+    table = tuple(r for r in load_verified() if r.version not in ("0.5.21", "0.5.22"))
+    monkeypatch.setattr(pins, "load_verified", lambda: table)
+    for version, verdict in (("0.5.21", "patch"), ("0.5.22", "native"), ("0.5.99", "unknown")):
+        finding = pins.judge_from_code(judge(pin(version), table))
+        assert finding.verdict == verdict, finding
+        assert finding.from_code == (verdict != "unknown")
