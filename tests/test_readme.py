@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import REPO
 
@@ -35,3 +39,33 @@ def test_every_exit_code_is_documented() -> None:
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
     for code in codes:
         assert re.search(rf"^\| {code} \|", README, re.M), f"exit code {code} missing from the README table"
+
+
+def quick_start_commands() -> list[str]:
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section, re.S)
+
+
+def test_quick_start_is_two_setup_commands_and_the_test_command() -> None:
+    commands = quick_start_commands()
+    assert len(commands) == 3, commands
+    assert "pip install --no-deps" in commands[0] and "sglang==" in commands[0]
+    assert "eagle3-patch apply" in commands[0] and "eagle3-patch check" in commands[0]
+    assert commands[1].endswith("python -m pytest") and commands[2] == "python -m pytest"
+
+
+@pytest.mark.slow
+def test_quick_start_patches_and_checks_a_real_release(tmp_path: Path) -> None:
+    """The first set-up command, run as written in a copy of the project."""
+    import subprocess
+
+    from tests.conftest import copy_project
+
+    project = copy_project(tmp_path / "clone")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "NO_COLOR")}
+    completed = subprocess.run(
+        ["bash", "-c", quick_start_commands()[0]], cwd=project, capture_output=True, text=True, env=env, check=False
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert "patched: qwen3_5.py: Qwen3_5ForCausalLM" in completed.stdout
+    assert "patched: EAGLE-3 aux hidden-state capture is in place" in completed.stdout
