@@ -111,6 +111,19 @@ def classify_install(install: Install, spec: PatchSpec) -> InstallReport:
     )
 
 
+def install_fingerprint(install: Install, spec: PatchSpec) -> tuple[str | None, ...]:
+    """sha256 of every file a decision rests on (targets, their backups, the ledger); None if absent.
+
+    Taken before classifying and again under the lock: if it changed, another
+    process wrote in between and the decision is made again.
+    """
+    paths = [install.models_dir / LEDGER_NAME]
+    for file_spec in spec.files:
+        path = install.models_dir / file_spec.name
+        paths += [path, backup_path_for(path)]
+    return tuple(sha256_hex(data) if (data := _read_or_none(p)) is not None else None for p in paths)
+
+
 def record_sha256(install: Install, file_name: str) -> str | None:
     """The sha256 pip recorded for ``srt/models/<file_name>``: a witness of the original."""
     if install.dist_info is None:

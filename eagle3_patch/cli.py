@@ -149,20 +149,33 @@ def cli() -> None:
     """
 
 
+def lock_timeout_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--lock-timeout",
+        type=click.FloatRange(min=0),
+        default=120.0,
+        show_default=True,
+        metavar="SECONDS",
+        help="How long to wait for another eagle3-patch working on the same install.",
+    )(command)
+
+
 @cli.command()
 @install_options
 @click.option("--dry-run", is_flag=True, help="Print the unified diff and write nothing.")
+@lock_timeout_option
 @reports_errors
-def apply(out: Output, sglang_root: str | None, python: str | None, dry_run: bool) -> int:
+def apply(out: Output, sglang_root: str | None, python: str | None, dry_run: bool, lock_timeout: float) -> int:
     """Insert set_eagle3_layers_to_capture where it is missing (backed up, validated, atomic)."""
     from eagle3_patch.plan import plan_apply, unified_diff
 
-    report = _classify(sglang_root, python, out)
-    plan = plan_apply(report, load_spec())
+    install = locate(sglang_root=sglang_root, python=python)
+    report, plan, final = _transaction(
+        install, out, lambda r: plan_apply(r, load_spec()), lock_timeout, expect=(PATCHED, NATIVE), dry_run=dry_run
+    )
     if dry_run:
         for file_plan in plan.files:
             out.diff(unified_diff(file_plan))
-    final = report if dry_run else _write_and_reread(plan, expect=(PATCHED, NATIVE))
     changed = {str(f.report.path) for f in plan.files}
     if out.as_json:
         out.emit_json(_payload("apply", final, changed=changed, dry_run=dry_run))
@@ -185,14 +198,20 @@ def apply(out: Output, sglang_root: str | None, python: str | None, dry_run: boo
 @cli.command()
 @install_options
 @click.option("--force", is_flag=True, help="Restore the original even if a patched file was edited since.")
+@lock_timeout_option
 @reports_errors
-def revert(out: Output, sglang_root: str | None, python: str | None, force: bool) -> int:
+def revert(out: Output, sglang_root: str | None, python: str | None, force: bool, lock_timeout: float) -> int:
     """Restore the original bytes of every file eagle3-patch changed."""
     from eagle3_patch.plan import plan_revert
 
-    report = _classify(sglang_root, python, out)
-    plan = plan_revert(report, load_spec(), force=force)
-    final = _write_and_reread(plan, expect=(UNPATCHED, NATIVE, UNSUPPORTED))
+    install = locate(sglang_root=sglang_root, python=python)
+    report, plan, final = _transaction(
+        install,
+        out,
+        lambda r: plan_revert(r, load_spec(), force=force),
+        lock_timeout,
+        expect=(UNPATCHED, NATIVE, UNSUPPORTED),
+    )
     restored = {str(f.report.path) for f in plan.files}
     if out.as_json:
         out.emit_json(_payload("revert", final, changed=restored))
@@ -386,8 +405,57 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else EXIT_OK
 
 
+def _transaction(
+    install: Install,
+    out: Output,
+    build: Callable[[InstallReport], Plan],
+    lock_timeout: float,
+    *,
+    expect: tuple[str, ...],
+    dry_run: bool = False,
+) -> tuple[InstallReport, Plan, InstallReport]:
+    """Classify and plan; when something must be written, do it under the install's lock.
+
+    Nothing to write (and no temp file left by a killed run) means no lock and
+    no file touched at all. Otherwise the lock is taken and, if any file the
+    decision rests on changed meanwhile, the install is classified and planned
+    again, so every write is decided from the bytes on disk under the lock.
+    """
+    from eagle3_patch.classify import install_fingerprint
+
+    spec = load_spec()
+    before = install_fingerprint(install, spec)
+    report = _classify_install(install, out)
+    plan = build(report)
+    if dry_run or (plan.write is None and not _orphans(install)):
+        return report, plan, report
+    from eagle3_patch.write import install_lock, sweep_orphans
+
+    with install_lock(install.models_dir, timeout=lock_timeout):
+        sweep_orphans(_target_folders(install))
+        if install_fingerprint(install, spec) != before:
+            report = classify_install(install, spec)
+            plan = build(report)
+        return report, plan, _write_and_reread(plan, expect=expect)
+
+
+def _target_folders(install: Install) -> list[Path]:
+    """Where temp files may be: the models folder, and the real folders of symlinked targets."""
+    targets = [install.models_dir / f.name for f in load_spec().files]
+    return [install.models_dir, *(Path(os.path.realpath(t)).parent for t in targets)]
+
+
+def _orphans(install: Install) -> bool:
+    from eagle3_patch.write import TEMP_SUFFIX
+
+    return any(next(folder.glob(f".*{TEMP_SUFFIX}"), None) for folder in dict.fromkeys(_target_folders(install)))
+
+
 def _classify(sglang_root: str | None, python: str | None, out: Output) -> InstallReport:
-    install = locate(sglang_root=sglang_root, python=python)
+    return _classify_install(locate(sglang_root=sglang_root, python=python), out)
+
+
+def _classify_install(install: Install, out: Output) -> InstallReport:
     report = classify_install(install, load_spec())
     if report.ledger_problem:
         out.note(report.ledger_problem)

@@ -5,8 +5,13 @@ it the original's mode (and owner, as root), ``os.replace``, fsync the folder.
 All target files of an install change as one transaction: if one cannot be
 written, those already replaced get their previous bytes back and the backups
 and ledger written on the way are undone. Stale bytecode of every changed file
-is removed, because a same-size edit within the same second (or an
-unchecked-hash pyc) would otherwise keep the old code running.
+is removed before and after the files change, because a same-size edit within
+the same second (or an unchecked-hash pyc) would otherwise keep the old code
+running, and a kill between the two must not leave such a pyc behind.
+
+State-changing commands hold ``install_lock`` for the whole read -> decide ->
+back up -> write -> bytecode sequence; the lock file beside the model files is
+never replaced or deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +30,74 @@ from eagle3_patch.errors import DriftError, WriteError
 from eagle3_patch.ledger import sha256_hex
 
 TEMP_SUFFIX = ".eagle3-tmp"
+LOCK_NAME = ".eagle3-patch.lock"
+DEFAULT_LOCK_TIMEOUT_S = 120.0
+#: Test-only fault injection (tests/test_reliability.py): sleep this long after every step...
+STEP_DELAY_ENV = "EAGLE3_PATCH_TEST_STEP_DELAY"
+#: ...or SIGKILL this process right after the named step ("replace" or "replace:2" for the second one).
+KILL_AFTER_ENV = "EAGLE3_PATCH_TEST_KILL_AFTER"
+_steps_taken: dict[str, int] = {}
+
+
+class LockTimeout(WriteError):
+    """Another eagle3-patch holds the install's lock for longer than --lock-timeout."""
+
+
+@contextmanager
+def install_lock(models_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[Path]:
+    """Hold the install's exclusive lock (flock on a file that is never deleted)."""
+    from filelock import Timeout, UnixFileLock
+
+    path = models_dir / LOCK_NAME
+    lock = UnixFileLock(path, timeout=timeout, fallback_to_soft=False, preserve_lock_file=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockTimeout(
+            f"another eagle3-patch holds this lock (waited {timeout:g} s); let it finish, or raise --lock-timeout",
+            path=path,
+        ) from None
+    except NotImplementedError as exc:
+        raise WriteError(f"the file system cannot lock files ({exc}); patch on a local disk", path=path) from exc
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
+    try:
+        checkpoint("lock")
+        yield path
+    finally:
+        lock.release()
+
+
+def sweep_orphans(folders: Iterable[Path]) -> tuple[Path, ...]:
+    """Delete temp files a killed run left behind (call only while holding the lock)."""
+    removed = []
+    for folder in dict.fromkeys(folders):
+        for orphan in folder.glob(f".*{TEMP_SUFFIX}"):
+            try:
+                orphan.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise _write_error(orphan, exc) from exc
+            removed.append(orphan)
+    return tuple(removed)
+
+
+def checkpoint(step: str) -> None:
+    """Test-only fault injection between steps; does nothing unless the test variables are set."""
+    delay = os.environ.get(STEP_DELAY_ENV)
+    if delay:
+        import time
+
+        time.sleep(float(delay))
+    target = os.environ.get(KILL_AFTER_ENV)
+    if target:
+        _steps_taken[step] = _steps_taken.get(step, 0) + 1
+        name, _, count = target.partition(":")
+        if name == step and _steps_taken[step] == int(count or 1):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -59,27 +133,35 @@ class WriteOutcome:
 def execute(plan: WritePlan) -> WriteOutcome:
     """Carry out a plan as one transaction.
 
-    Order: copies and backups, then the ledger, then the files, so a record of
-    the original always exists before a file changes; a kill at any point leaves
-    whole files that the next run classifies by their hashes. Afterwards, stale
-    bytecode and (for revert) the backups are removed.
+    Order: copies and backups, then the ledger, then stale bytecode, then the
+    files, then stale bytecode again, then (for revert) the backups. A record of
+    the original therefore exists before any file changes, and a kill at any
+    point leaves whole files that the next run classifies by their hashes.
     """
     changes = _preflight(plan)
     journal = _Journal()
+    # A symlinked file is imported (and cached) under the link's name: clean both places.
+    sources = tuple(dict.fromkeys([*(c.path for c in plan.changes), *(c.path for c in changes)]))
     try:
         for change in changes:
             if change.keep_as is not None:
                 journal.write(change.keep_as, _read(change.path), like=change.path)
+                checkpoint("keep")
             if change.backup is not None and change.backup_path is not None:
                 journal.write(change.backup_path, change.backup, like=change.path)
+                checkpoint("backup")
         _write_ledger(journal, plan, like=changes[0].path)
+        checkpoint("ledger")
+        removed_before = _remove_bytecode(sources, written=False)
+        checkpoint("bytecode-before")
         for change in changes:
             journal.replace(change.path, change.new_content)
+            checkpoint("replace")
     except WriteError:
         journal.roll_back()
         raise
-    # A symlinked file is imported (and cached) under the link's name: clean both places.
-    removed = _remove_bytecode(dict.fromkeys([*(c.path for c in plan.changes), *(c.path for c in changes)]))
+    removed = removed_before + _remove_bytecode(sources, written=True)
+    checkpoint("bytecode")
     for change in changes:
         if change.remove_backup and change.backup_path is not None:
             try:
@@ -89,6 +171,7 @@ def execute(plan: WritePlan) -> WriteOutcome:
                     f"the file was written but its backup could not be removed ({exc.strerror}); delete it by hand",
                     path=change.backup_path,
                 ) from exc
+            checkpoint("backup-removed")
     return WriteOutcome(tuple(c.path for c in changes), removed)
 
 
@@ -197,7 +280,8 @@ def _write_ledger(journal: _Journal, plan: WritePlan, *, like: Path) -> None:
         journal.write(plan.ledger_path, plan.ledger, like=like)
 
 
-def _remove_bytecode(paths: Iterable[Path]) -> tuple[Path, ...]:
+def _remove_bytecode(paths: Iterable[Path], *, written: bool) -> tuple[Path, ...]:
+    """Delete every ``__pycache__/<stem>.*.pyc`` of ``paths`` (all tags and optimisation levels)."""
     removed = []
     for path in paths:
         cache = path.parent / "__pycache__"
@@ -207,9 +291,10 @@ def _remove_bytecode(paths: Iterable[Path]) -> tuple[Path, ...]:
             except FileNotFoundError:
                 continue
             except OSError as exc:
+                done = "the file was written but" if written else "nothing was changed:"
                 raise WriteError(
-                    f"the file was written but its stale bytecode could not be removed ({exc.strerror}); "
-                    "delete it by hand, or Python may keep running the old code",
+                    f"{done} its stale bytecode could not be removed ({exc.strerror}); delete it by hand, "
+                    "or Python may keep running the old code",
                     path=pyc,
                 ) from exc
             removed.append(pyc)

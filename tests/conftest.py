@@ -18,7 +18,7 @@ from eagle3_patch.fetch import FetchError, extract_release, fetch_wheel, index_v
 from eagle3_patch.locate import locate_root
 from eagle3_patch.plan import plan_apply
 from eagle3_patch.spec import load_spec, load_verified
-from eagle3_patch.write import execute
+from eagle3_patch.write import LOCK_NAME, execute
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -119,11 +119,15 @@ def release_site(tmp_path: Path) -> Callable[[str], Path]:
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``folder``: its bytes and mtime, to prove nothing was written."""
+    """Every file under ``folder``: its bytes and mtime, to prove nothing was written.
+
+    The lock file is left out: it is created by the first write and, by design,
+    never deleted (tests/test_reliability.py checks it separately).
+    """
     return {
         str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
         for path in sorted(folder.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.name != LOCK_NAME
     }
 
 
