@@ -25,12 +25,17 @@ class LedgerError(ValueError):
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One patched file: its original and patched sha256, and the templates we wrote."""
+    """One patched file: its original and patched sha256, and every class's state as written.
+
+    ``classes`` maps a class to "<template ident>" for a block we wrote (e.g.
+    "decoder-v1") or to its state when we left it alone ("native"), so a file
+    whose bytes still hash to ``patched_sha256`` is classified without parsing.
+    """
 
     name: str
     pristine_sha256: str
     patched_sha256: str
-    templates: tuple[str, ...]
+    classes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,7 +74,7 @@ def parse_ledger(data: bytes) -> Ledger:
                 name=name,
                 pristine_sha256=_sha(row["pristine_sha256"]),
                 patched_sha256=_sha(row["patched_sha256"]),
-                templates=tuple(str(t) for t in row.get("templates", ())),
+                classes=tuple((str(k), str(v)) for k, v in row.get("classes", {}).items()),
             )
             for name, row in sorted(raw["files"].items())
         )
@@ -93,12 +98,12 @@ def render_ledger(ledger: Ledger) -> bytes:
             entry.name: {
                 "pristine_sha256": entry.pristine_sha256,
                 "patched_sha256": entry.patched_sha256,
-                "templates": list(entry.templates),
+                "classes": dict(entry.classes),
             }
             for entry in sorted(ledger.entries, key=lambda e: e.name)
         },
     }
-    return (json.dumps(raw, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return (json.dumps(raw, indent=2) + "\n").encode("utf-8")
 
 
 def _sha(value: object) -> str:

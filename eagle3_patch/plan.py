@@ -103,7 +103,15 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             name=file.spec.name,
             pristine_sha256=sha256_hex(pristine),
             patched_sha256=sha256_hex(result.patched),
-            templates=tuple(sorted({spec.template(c.template).ident for c in file.spec.classes})),
+            classes=tuple(
+                (
+                    c.name,
+                    spec.template(c.template).ident
+                    if c in targets or _class_state(file, c.name) == PATCHED
+                    else _class_state(file, c.name),
+                )
+                for c in file.spec.classes
+            ),  # fmt: skip
         )
         files.append(FilePlan(file, result.patched, result.inserted))
         changes.append(

@@ -6,7 +6,9 @@ import pytest
 
 from eagle3_patch.ledger import Ledger, LedgerEntry, LedgerError, parse_ledger, render_ledger, sha256_hex
 
-ENTRY = LedgerEntry("qwen3_5.py", sha256_hex(b"a"), sha256_hex(b"b"), ("decoder-v1", "wrapper-v1"))
+ENTRY = LedgerEntry(
+    "qwen3_5.py", sha256_hex(b"a"), sha256_hex(b"b"), (("Qwen3_5ForCausalLM", "decoder-v1"), ("Other", "native"))
+)
 
 
 def test_round_trip() -> None:

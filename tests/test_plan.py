@@ -31,7 +31,11 @@ def test_apply_plan_backs_up_and_records_every_changed_file(make_install: MakeIn
     assert entry is not None
     assert entry.pristine_sha256 == sha256_hex((models(site) / "qwen3_5.py").read_bytes())
     assert entry.patched_sha256 == sha256_hex(plan.files[0].new_content)
-    assert entry.templates == ("decoder-v1", "wrapper-v1")
+    assert dict(entry.classes) == {
+        "Qwen3_5ForCausalLM": "decoder-v1",
+        "Qwen3_5ForConditionalGeneration": "wrapper-v1",
+        "Qwen3_5MoeForConditionalGeneration": "wrapper-v1",
+    }
 
 
 def test_nothing_to_write_when_patched_or_native(make_install: MakeInstall, tmp_path: Path) -> None:
