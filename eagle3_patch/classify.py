@@ -9,7 +9,7 @@ know is judged by the same structural rules.
 from __future__ import annotations
 
 import ast
-import base64
+import dataclasses
 import io
 import re
 import tokenize
@@ -69,6 +69,8 @@ class FileReport:
     detail: str = ""
     #: The file's original bytes, when it carries our blocks and a witness vouches for them.
     pristine: bytes | None = None
+    #: The ``ast`` of ``content`` when classifying parsed it (validation reuses it).
+    tree: ast.Module | None = None
 
     @property
     def sha256(self) -> str | None:
@@ -133,6 +135,8 @@ def record_sha256(install: Install, file_name: str) -> str | None:
         record = (install.dist_info / "RECORD").read_text(encoding="utf-8", errors="replace")
     except (OSError, ValueError):
         return None
+    import base64
+
     prefix = f"{relative}/{file_name},sha256="
     for line in record.splitlines():
         if line.startswith(prefix):
@@ -271,7 +275,7 @@ class _Context:
         self.index.add(file_spec.name, tree)
         top = self.index.classes(file_spec.name)
         classes = tuple(self._classify_class(c, file_spec, top, lines) for c in file_spec.classes)
-        return self._check_record(file_spec, path, content, classes)
+        return dataclasses.replace(self._check_record(file_spec, path, content, classes), tree=tree)
 
     def _as_recorded(self, file_spec: FileSpec, path: Path, content: bytes) -> FileReport | None:
         """The ledger's record of a file whose bytes are still exactly what we wrote: no parsing needed."""
@@ -344,18 +348,19 @@ class _Context:
                 + (f"set {flag}" if role == "decoder" else "delegate to self.model")
                 + "; refusing to add a second one (unknown layout)",
             )
-        inherited = self.index.find_method(file_name, name, hook_name) if role == "wrapper" else None
-        if inherited is not None:
-            decoder_state = self.class_states.get(class_spec.decoder or "")
-            if delegates(inherited.node, hook_name) and decoder_state in _HOOKED:
-                return ClassReport(name, role, NATIVE, f"inherits {inherited.owner}.{hook_name}, which delegates")
+        # An inherited hook can only work if the decoder has one; otherwise the base
+        # classes (another file) need not even be parsed: `verify` names them.
+        decoder_hooked = self.class_states.get(class_spec.decoder or "") in _HOOKED
+        inherited = self.index.find_method(file_name, name, hook_name) if role == "wrapper" and decoder_hooked else None
+        if inherited is not None and delegates(inherited.node, hook_name):
+            return ClassReport(name, role, NATIVE, f"inherits {inherited.owner}.{hook_name}, which delegates")
         method_names = {n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         if not any(a.method is None or a.method in method_names for a in class_spec.anchors):
             anchors = ", ".join(str(a) for a in class_spec.anchors)
             return ClassReport(name, role, UNSUPPORTED, f"no anchor found ({anchors}): unknown layout")
         if inherited is not None:
             return ClassReport(name, role, UNPATCHED, f"inherited {inherited.owner}.{hook_name} never flags layers")
-        return ClassReport(name, role, UNPATCHED, f"no {hook_name}")
+        return ClassReport(name, role, UNPATCHED, f"no working {hook_name} of its own")
 
     def _check_record(
         self, file_spec: FileSpec, path: Path, content: bytes, classes: tuple[ClassReport, ...]

@@ -96,6 +96,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             path=file.path,
             classes=tuple(c.name for c in targets),
             hook=spec.hook,
+            original_tree=file.tree,
         )
         pristine = _pristine_for_apply(report, file, spec)
         backup = None if _backup_bytes(file) == pristine else pristine

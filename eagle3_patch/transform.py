@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 from libcst import ParserSyntaxError
 
 from eagle3_patch.spec import MARKER_TAG, Anchor, Template
@@ -79,7 +78,23 @@ def is_marked(node: cst.FunctionDef) -> bool:
     """A method we inserted: a ``[EAGLE3-PATCH`` comment above it or inside it."""
     if any(line.comment and MARKER_TAG in line.comment.value for line in node.leading_lines):
         return True
-    return any(isinstance(c, cst.Comment) and MARKER_TAG in c.value for c in m.findall(node, m.Comment()))
+    finder = _MarkerFinder()
+    node.visit(finder)
+    return finder.found
+
+
+def is_method(statement: cst.CSTNode, name: str) -> bool:
+    """``statement`` is ``def name(...)`` (plain isinstance: libcst.matchers costs a third of a second to import)."""
+    return isinstance(statement, cst.FunctionDef) and statement.name.value == name
+
+
+class _MarkerFinder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found = False
+
+    def visit_Comment(self, node: cst.Comment) -> None:
+        self.found = self.found or MARKER_TAG in node.value
 
 
 class _TopLevelClassTransformer(cst.CSTTransformer):
@@ -95,11 +110,9 @@ class _TopLevelClassTransformer(cst.CSTTransformer):
                 self._last_definition[statement.name.value] = statement
         return True
 
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False  # nested classes are never targets
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False  # nor are classes defined inside functions
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        """Descend only from the module into its top-level statements (leave_* still runs on them)."""
+        return isinstance(node, cst.Module) and super().on_visit(node)
 
     def _is_target(self, node: cst.ClassDef) -> bool:
         return self._last_definition.get(node.name.value) is node
@@ -128,7 +141,7 @@ class InsertHookTransformer(_TopLevelClassTransformer):
             return updated_node
         body = list(updated_node.body.body)
         method = self._render(insertion.template)
-        hooks = [i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name(self._hook)))]
+        hooks = [i for i, s in enumerate(body) if is_method(s, self._hook)]
         if hooks:
             index = hooks[-1]
             existing = body[index]
@@ -163,7 +176,7 @@ class InsertHookTransformer(_TopLevelClassTransformer):
         for anchor in anchors:
             if anchor.method is None:
                 return len(body), anchor
-            matching = [i for i, s in enumerate(body) if m.matches(s, m.FunctionDef(name=m.Name(anchor.method)))]
+            matching = [i for i, s in enumerate(body) if is_method(s, anchor.method)]
             if matching:
                 return matching[-1] + 1, anchor
         return None
@@ -193,7 +206,7 @@ class StripHookTransformer(_TopLevelClassTransformer):
         body = [
             s
             for s in updated_node.body.body
-            if not (m.matches(s, m.FunctionDef(name=m.Name(self._hook))) and is_marked(s))  # type: ignore[arg-type]
+            if not (isinstance(s, cst.FunctionDef) and is_method(s, self._hook) and is_marked(s))
         ]
         if len(body) == len(updated_node.body.body) or not body:
             return updated_node

@@ -1,10 +1,12 @@
 """Stage 5: prove a patched source is the original plus our methods, before any write.
 
-As black's safe mode does: the new source must parse and compile, every target
-class must define the hook exactly once (ours, marked), and the module's AST with
-our marked methods removed must dump identical to the original's with the same
-removal. Comments and blank lines are not in the AST; the round-trip tests check
-those bytes.
+As black's safe mode does, and then some: the new source must parse and
+compile; every target class must define the hook exactly once (ours, marked);
+with our marked methods removed (each with the blank and comment lines just
+above it), the patched file must be the original *byte for byte*, so comments,
+blank lines, CRLF, a BOM and the encoding survive; and the target classes'
+AST without our methods must dump identical to the original's. The byte check
+is made on lines, independently of libcst, so it also checks libcst's output.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from eagle3_patch.classify import last_method, marker_of, source_lines, top_level_classes
+from eagle3_patch.classify import marker_of, source_lines, top_level_classes
 from eagle3_patch.errors import UnsupportedError
 
 
@@ -20,8 +22,19 @@ class ValidationError(UnsupportedError):
     """Our own output failed a check: nothing is written, and the layout is refused."""
 
 
-def validate_patch(original: bytes, patched: bytes, *, path: Path, classes: tuple[str, ...], hook: str) -> None:
-    """Raise ValidationError unless ``patched`` is ``original`` plus one marked hook per class."""
+def validate_patch(
+    original: bytes,
+    patched: bytes,
+    *,
+    path: Path,
+    classes: tuple[str, ...],
+    hook: str,
+    original_tree: ast.Module | None = None,
+) -> None:
+    """Raise ValidationError unless ``patched`` is ``original`` plus one marked hook per class.
+
+    ``original_tree`` is the original's ``ast`` when the caller has it already.
+    """
     patched_tree = _parse(patched, path)
     try:
         compile(patched_tree, str(path), "exec", dont_inherit=True)
@@ -38,10 +51,44 @@ def validate_patch(original: bytes, patched: bytes, *, path: Path, classes: tupl
             raise _refuse(path, f"{name} defines {hook} {len(hooks)} times, not once")
         if marker_of(hooks[0], lines) is None:
             raise _refuse(path, f"{name}.{hook} lacks the [EAGLE3-PATCH] marker")
-    before = _dump_without_marked(_parse(original, path), source_lines(original), hook)
-    after = _dump_without_marked(patched_tree, lines, hook)
-    if before != after:
-        raise _refuse(path, "changes code outside the inserted methods")
+    original_tree = original_tree or _parse(original, path)
+    original_lines = source_lines(original)
+    if not same_bytes_outside(original, original_tree, original_lines, patched, patched_tree, lines, hook):
+        raise _refuse(path, "changes bytes outside the inserted methods")
+    for name in classes:
+        if not same_ast_outside(original_tree, original_lines, patched_tree, lines, name, hook):
+            raise _refuse(path, f"changes code of {name} outside the inserted method")
+
+
+def same_bytes_outside(
+    original: bytes,
+    original_tree: ast.Module,
+    original_lines: list[str],
+    patched: bytes,
+    patched_tree: ast.Module,
+    patched_lines: list[str],
+    hook: str,
+) -> bool:
+    """Both sources are identical byte for byte once our marked methods are taken out."""
+    return _without_marked(original, original_tree, original_lines, hook) == _without_marked(
+        patched, patched_tree, patched_lines, hook
+    )
+
+
+def same_ast_outside(
+    original_tree: ast.Module,
+    original_lines: list[str],
+    patched_tree: ast.Module,
+    patched_lines: list[str],
+    class_name: str,
+    hook: str,
+) -> bool:
+    """``class_name`` is the same code in both once our marked method is taken out (black's check)."""
+    before = top_level_classes(original_tree).get(class_name)
+    after = top_level_classes(patched_tree).get(class_name)
+    if before is None or after is None:
+        return False
+    return _class_dump(before, original_lines, hook) == _class_dump(after, patched_lines, hook)
 
 
 def _parse(source: bytes, path: Path) -> ast.Module:
@@ -51,23 +98,42 @@ def _parse(source: bytes, path: Path) -> ast.Module:
         raise _refuse(path, f"does not parse ({exc})") from exc
 
 
-def _dump_without_marked(tree: ast.Module, lines: list[str], hook: str) -> str:
-    """The module's AST dump with every marked hook method of a top-level class removed."""
-    body = []
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            marked = last_method(node, hook)
-            kept = [s for s in node.body if not (s is marked and marker_of(marked, lines) is not None)]
-            node = ast.ClassDef(
-                name=node.name,
-                bases=node.bases,
-                keywords=node.keywords,
-                body=kept,
-                decorator_list=node.decorator_list,
-                **({"type_params": node.type_params} if hasattr(node, "type_params") else {}),
-            )
-        body.append(node)
-    return ast.dump(ast.Module(body=body, type_ignores=tree.type_ignores))
+def _marked_methods(tree: ast.Module, lines: list[str], hook: str) -> list[ast.FunctionDef]:
+    return [
+        statement
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        for statement in node.body
+        if isinstance(statement, ast.FunctionDef) and statement.name == hook and marker_of(statement, lines)
+    ]
+
+
+def _without_marked(source: bytes, tree: ast.Module, lines: list[str], hook: str) -> bytes:
+    """``source`` without our marked methods and the blank or comment lines right above them."""
+    raw = source.splitlines(keepends=True)  # \n, \r\n and \r, as the tokenizer counts lines
+    dropped: set[int] = set()
+    for method in _marked_methods(tree, lines, hook):
+        start = min([method.lineno, *(d.lineno for d in method.decorator_list)]) - 1
+        indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+        above = start - 1
+        while above >= 0 and (not lines[above].strip() or (lines[above].startswith(indent + "#"))):
+            above -= 1
+        dropped.update(range(above + 1, method.end_lineno or method.lineno))
+    return b"".join(line for index, line in enumerate(raw) if index not in dropped)
+
+
+def _class_dump(node: ast.ClassDef, lines: list[str], hook: str) -> str:
+    """The class's AST dump without its marked hook method."""
+    marked = {id(m) for m in _marked_methods(ast.Module(body=[node], type_ignores=[]), lines, hook)}
+    kept = [statement for statement in node.body if id(statement) not in marked]
+    return ast.dump(ast.ClassDef(
+        name=node.name,
+        bases=node.bases,
+        keywords=node.keywords,
+        body=kept,
+        decorator_list=node.decorator_list,
+        **({"type_params": node.type_params} if hasattr(node, "type_params") else {}),
+    ))  # fmt: skip
 
 
 def _refuse(path: Path, problem: str) -> ValidationError:

@@ -151,12 +151,14 @@ def execute(plan: WritePlan) -> WriteOutcome:
                 journal.write(change.backup_path, change.backup, like=change.path)
                 checkpoint("backup")
         _write_ledger(journal, plan, like=changes[0].path)
+        journal.sync()
         checkpoint("ledger")
         removed_before = _remove_bytecode(sources, written=False)
         checkpoint("bytecode-before")
         for change in changes:
             journal.replace(change.path, change.new_content)
             checkpoint("replace")
+        journal.sync()
     except WriteError:
         journal.roll_back()
         raise
@@ -175,8 +177,12 @@ def execute(plan: WritePlan) -> WriteOutcome:
     return WriteOutcome(tuple(c.path for c in changes), removed)
 
 
-def atomic_write(path: Path, data: bytes, *, like: Path | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically, keeping the mode of ``like`` (default: path)."""
+def atomic_write(path: Path, data: bytes, *, like: Path | None = None, sync_directory: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping the mode of ``like`` (default: path).
+
+    ``sync_directory=False`` leaves the folder's fsync to the caller, who syncs
+    each folder once per phase (the new names are durable before the next phase).
+    """
     directory = path.parent
     try:
         reference = os.stat(like if like is not None else path)
@@ -202,7 +208,8 @@ def atomic_write(path: Path, data: bytes, *, like: Path | None = None) -> None:
     except BaseException:
         _unlink(Path(temp))
         raise
-    _fsync_directory(directory)
+    if sync_directory:
+        _fsync_directory(directory)
 
 
 class _Journal:
@@ -210,14 +217,23 @@ class _Journal:
 
     def __init__(self) -> None:
         self._undo: list[tuple[Path, bytes | None]] = []
+        self.unsynced: set[Path] = set()
 
     def write(self, path: Path, data: bytes, *, like: Path) -> None:
         self._undo.append((path, _read_or_none(path)))
-        atomic_write(path, data, like=like)
+        atomic_write(path, data, like=like, sync_directory=False)
+        self.unsynced.add(path.parent)
 
     def replace(self, path: Path, data: bytes) -> None:
         self._undo.append((path, _read(path)))
-        atomic_write(path, data)
+        atomic_write(path, data, sync_directory=False)
+        self.unsynced.add(path.parent)
+
+    def sync(self) -> None:
+        """fsync every folder written since the last sync: the new names are now durable."""
+        for directory in sorted(self.unsynced):
+            _fsync_directory(directory)
+        self.unsynced.clear()
 
     def delete(self, path: Path) -> None:
         previous = _read_or_none(path)
@@ -227,6 +243,7 @@ class _Journal:
                 _unlink(path)
             except OSError as exc:
                 raise _write_error(path, exc) from exc
+            self.unsynced.add(path.parent)
 
     def roll_back(self) -> None:
         """Best effort: each step is itself atomic, so a failure here leaves whole files."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,12 @@ def test_our_output_passes() -> None:
 @pytest.mark.parametrize(
     ("mangle", "problem"),
     [
-        pytest.param(lambda s: s.replace(b"return 1", b"return 2"), "changes code outside", id="edits other code"),
+        pytest.param(lambda s: s.replace(b"return 1", b"return 2"), "changes bytes outside", id="edits other code"),
         pytest.param(
-            lambda s: s.replace(b"    x = 1", b"    x = 1\n    y = 2"), "changes code outside", id="adds code"
+            lambda s: s.replace(b"    x = 1", b"    x = 1\n    y = 2"), "changes bytes outside", id="adds code"
         ),
+        pytest.param(lambda s: s.replace(b"    x = 1", b"    x = 1  # note"), "changes bytes outside", id="comment"),
+        pytest.param(lambda s: s.replace(b"\n\n\nclass B", b"\n\nclass B"), "changes bytes outside", id="blank line"),
         pytest.param(
             lambda s: s.replace(b"# [EAGLE3-PATCH", b"# [OTHER"), "lacks the [EAGLE3-PATCH] marker", id="no marker"
         ),
@@ -66,3 +69,19 @@ def test_refreshing_an_older_block_passes() -> None:
         b"    def set_eagle3_layers_to_capture(self, ids):\n        pass\n",
     )
     validate_patch(older, patched(older), path=PATH, classes=("A",), hook=HOOK)
+
+
+def test_each_outside_check_catches_a_change_on_its_own() -> None:
+    """The byte check and black's AST check are separate guards; each must be able to refuse."""
+    from eagle3_patch.classify import source_lines
+    from eagle3_patch.validate import same_ast_outside, same_bytes_outside
+
+    good = patched()
+    bad = good.replace(b"return 1", b"return 2")
+    trees = {k: ast.parse(v) for k, v in (("o", ORIGINAL), ("g", good), ("b", bad))}
+    lines = {k: source_lines(v) for k, v in (("o", ORIGINAL), ("g", good), ("b", bad))}
+    assert same_bytes_outside(ORIGINAL, trees["o"], lines["o"], good, trees["g"], lines["g"], HOOK)
+    assert not same_bytes_outside(ORIGINAL, trees["o"], lines["o"], bad, trees["b"], lines["b"], HOOK)
+    assert same_ast_outside(trees["o"], lines["o"], trees["g"], lines["g"], "A", HOOK)
+    assert not same_ast_outside(trees["o"], lines["o"], trees["b"], lines["b"], "A", HOOK)
+    assert not same_ast_outside(trees["o"], lines["o"], trees["g"], lines["g"], "Missing", HOOK)
