@@ -25,9 +25,9 @@ from eagle3_patch.fetch import extract_release, fetch_wheel
 PYTHON = sys.executable
 
 
-def timed(command: list[str], *, expect: int = 0) -> float:
+def timed(command: list[str], *, expect: int = 0, cwd: Path | None = None) -> float:
     start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, check=False)
+    completed = subprocess.run(command, capture_output=True, check=False, cwd=cwd)
     elapsed = time.perf_counter() - start
     if completed.returncode != expect:
         raise SystemExit(f"{command} exited {completed.returncode}: {completed.stderr.decode()[-500:]}")
@@ -105,7 +105,33 @@ def main(argv: list[str] | None = None) -> int:
             baseline_name="python -c pass",
             limit=5.0,
         )
+        repository = Path(temp) / "deployment"
+        _write_deployment(repository)
+        ok &= compare(
+            "pins (5 files)",
+            lambda: timed([*cli, "pins"], cwd=repository),
+            lambda: timed([PYTHON, "-c", "pass"]),
+            pairs=args.pairs,
+            baseline_name="python -c pass",
+            limit=5.0,
+        )
     return 0 if ok else 1
+
+
+def _write_deployment(folder: Path) -> None:
+    """A deployment repository as the pre-commit hook sees it: a few files pinning sglang."""
+    files = {
+        "requirements.txt": "-r requirements-base.txt\nsglang[all]==0.5.21 ; python_version >= '3.10'\n",
+        "requirements-base.txt": "numpy>=1.26\ntorch==2.9.1\nflashinfer-python==0.5.3\n",
+        "constraints.txt": "sglang==0.5.21\ntransformers==5.2.0\n",
+        "pyproject.toml": '[project]\nname = "serve"\nversion = "1"\ndependencies = ["sglang[all]==0.5.21", "click"]\n',
+        "docker/Dockerfile": "ARG SGLANG_VERSION=0.5.21\nFROM python:3.11\n"
+        'RUN pip install "sglang[all]==${SGLANG_VERSION}" && eagle3-patch apply && eagle3-patch check\n',
+    }
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
 
 if __name__ == "__main__":

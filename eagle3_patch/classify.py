@@ -266,6 +266,10 @@ class _Context:
         recorded = self._as_recorded(file_spec, path, content)
         if recorded is not None:
             return recorded
+        problem = _encoding_problem(content)
+        if problem:
+            classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, problem) for c in file_spec.classes)
+            return FileReport(file_spec, path, UNSUPPORTED, classes, content, problem)
         try:
             tree = ast.parse(content, filename=str(path))
         except (SyntaxError, ValueError) as exc:
@@ -460,6 +464,22 @@ def _read_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def _encoding_problem(content: bytes) -> str:
+    """Why eagle3-patch will not rewrite this file's encoding ("" when it will, byte for byte)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+    except SyntaxError as exc:
+        return f"its encoding cannot be read ({exc}); nothing was changed"
+    try:
+        ascii_compatible = "# x\n".encode(encoding) == b"# x\n"
+        content.decode(encoding)
+    except (LookupError, UnicodeError) as exc:
+        return f"it is not valid {encoding} ({exc}); nothing was changed"
+    if not ascii_compatible:
+        return f"its encoding {encoding} is not ASCII-compatible, and eagle3-patch never re-encodes a file"
+    return ""
 
 
 def source_lines(content: bytes) -> list[str]:

@@ -8,6 +8,8 @@ indentation and newlines match the file it lands in.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import libcst as cst
@@ -57,12 +59,13 @@ class TransformResult:
 
 def patch_source(source: bytes, insertions: tuple[Insertion, ...], *, hook: str) -> TransformResult:
     """Insert each template into its class; a class already carrying it is left as is."""
-    module = cst.parse_module(source)
-    transformer = InsertHookTransformer(insertions, hook=hook, module=module)
-    patched = module.visit(transformer)
+    with _line_feeds(source) as text:
+        module = cst.parse_module(text.source)
+        transformer = InsertHookTransformer(insertions, hook=hook, module=module)
+        text.result = module.visit(transformer).bytes
     return TransformResult(
         source=source,
-        patched=patched.bytes,
+        patched=text.result,
         inserted=tuple(transformer.inserted),
         refused=tuple(transformer.refused),
     )
@@ -70,8 +73,30 @@ def patch_source(source: bytes, insertions: tuple[Insertion, ...], *, hook: str)
 
 def strip_source(source: bytes, *, hook: str) -> bytes:
     """Remove every marked ``hook`` method from top-level classes: the inverse of patching."""
-    module = cst.parse_module(source)
-    return module.visit(StripHookTransformer(hook=hook)).bytes
+    with _line_feeds(source) as text:
+        text.result = cst.parse_module(text.source).visit(StripHookTransformer(hook=hook)).bytes
+    return text.result
+
+
+class _Text:
+    def __init__(self, source: bytes) -> None:
+        self.source = source
+        self.result = b""
+
+
+@contextmanager
+def _line_feeds(source: bytes) -> Iterator[_Text]:
+    """Let libcst see a CR-only file (old Mac endings) as LF, and give the result its CRs back.
+
+    libcst drops such a file's last line ending. With no LF byte anywhere, and CR
+    and LF never inside a multibyte character of an ASCII-compatible encoding,
+    swapping them is exact both ways.
+    """
+    cr_only = b"\r" in source and b"\n" not in source
+    text = _Text(source.replace(b"\r", b"\n") if cr_only else source)
+    yield text
+    if cr_only:
+        text.result = text.result.replace(b"\n", b"\r")
 
 
 def is_marked(node: cst.FunctionDef) -> bool:
