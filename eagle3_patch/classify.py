@@ -97,10 +97,17 @@ class InstallReport:
         return self.install.models_dir / LEDGER_NAME
 
 
-def classify_install(install: Install, spec: PatchSpec) -> InstallReport:
-    """Read the install's target files and say, per class and overall, what state they are in."""
+def classify_install(install: Install, spec: PatchSpec, *, reuse: InstallReport | None = None) -> InstallReport:
+    """Read the install's target files and say, per class and overall, what state they are in.
+
+    ``reuse``: an earlier report of this install; a file whose bytes are still the
+    same is not parsed again (its ``ast`` depends on nothing else), so deciding
+    once more under the lock costs little.
+    """
     ledger, ledger_problem = _read_ledger(install.models_dir / LEDGER_NAME)
     context = _Context(install, spec, ledger)
+    if reuse is not None:
+        context.trees = {f.spec.name: (f.content, f.tree) for f in reuse.files if f.tree is not None}
     files = tuple(context.classify_file(file_spec) for file_spec in spec.files)
     state, reason = _install_state(files)
     return InstallReport(
@@ -111,19 +118,6 @@ def classify_install(install: Install, spec: PatchSpec) -> InstallReport:
         ledger=ledger,
         ledger_problem=ledger_problem,
     )
-
-
-def install_fingerprint(install: Install, spec: PatchSpec) -> tuple[str | None, ...]:
-    """sha256 of every file a decision rests on (targets, their backups, the ledger); None if absent.
-
-    Taken before classifying and again under the lock: if it changed, another
-    process wrote in between and the decision is made again.
-    """
-    paths = [install.models_dir / LEDGER_NAME]
-    for file_spec in spec.files:
-        path = install.models_dir / file_spec.name
-        paths += [path, backup_path_for(path)]
-    return tuple(sha256_hex(data) if (data := _read_or_none(p)) is not None else None for p in paths)
 
 
 def record_sha256(install: Install, file_name: str) -> str | None:
@@ -250,6 +244,7 @@ class _Context:
         self.ledger = ledger
         self.class_states: dict[str, str] = {}
         self.index = SourceIndex.for_spec(install.models_dir, spec)
+        self.trees: dict[str, tuple[bytes | None, ast.Module]] = {}
 
     def classify_file(self, file_spec: FileSpec) -> FileReport:
         path = self.install.models_dir / file_spec.name
@@ -270,8 +265,9 @@ class _Context:
         if problem:
             classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, problem) for c in file_spec.classes)
             return FileReport(file_spec, path, UNSUPPORTED, classes, content, problem)
+        earlier = self.trees.get(file_spec.name)
         try:
-            tree = ast.parse(content, filename=str(path))
+            tree = earlier[1] if earlier and earlier[0] == content else ast.parse(content, filename=str(path))
         except (SyntaxError, ValueError) as exc:
             classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, "file does not parse") for c in file_spec.classes)
             return FileReport(file_spec, path, UNSUPPORTED, classes, content, f"does not parse: {exc}")
@@ -471,12 +467,13 @@ def _encoding_problem(content: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
     except SyntaxError as exc:
-        return f"its encoding cannot be read ({exc}); nothing was changed"
+        return f"its encoding cannot be read ({exc})"
     try:
-        ascii_compatible = "# x\n".encode(encoding) == b"# x\n"
+        # utf-8-sig only adds the BOM, which libcst keeps as it found it.
+        ascii_compatible = "# x\n".encode(encoding.replace("-sig", "")) == b"# x\n"
         content.decode(encoding)
     except (LookupError, UnicodeError) as exc:
-        return f"it is not valid {encoding} ({exc}); nothing was changed"
+        return f"it is not valid {encoding} ({exc})"
     if not ascii_compatible:
         return f"its encoding {encoding} is not ASCII-compatible, and eagle3-patch never re-encodes a file"
     return ""

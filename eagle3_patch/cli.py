@@ -173,7 +173,13 @@ def apply(out: Output, sglang_root: str | None, python: str | None, dry_run: boo
 
     install = locate(sglang_root=sglang_root, python=python)
     report, plan, final = _transaction(
-        install, out, lambda r: plan_apply(r, load_spec()), lock_timeout, expect=(PATCHED, NATIVE), dry_run=dry_run
+        install,
+        out,
+        lambda r: plan_apply(r, load_spec()),
+        lock_timeout,
+        expect=(PATCHED, NATIVE),
+        settled=(PATCHED, NATIVE, UNSUPPORTED),
+        dry_run=dry_run,
     )
     if dry_run:
         for file_plan in plan.files:
@@ -213,6 +219,7 @@ def revert(out: Output, sglang_root: str | None, python: str | None, force: bool
         lambda r: plan_revert(r, load_spec(), force=force),
         lock_timeout,
         expect=(UNPATCHED, NATIVE, UNSUPPORTED),
+        settled=(UNPATCHED, NATIVE, UNSUPPORTED),
     )
     restored = {str(f.report.path) for f in plan.files}
     if out.as_json:
@@ -418,30 +425,31 @@ def _transaction(
     lock_timeout: float,
     *,
     expect: tuple[str, ...],
+    settled: tuple[str, ...],
     dry_run: bool = False,
 ) -> tuple[InstallReport, Plan, InstallReport]:
-    """Classify and plan; when something must be written, do it under the install's lock.
+    """Classify; when something may have to be written, plan and write it under the install's lock.
 
-    Nothing to write (and no temp file left by a killed run) means no lock and
-    no file touched at all. Otherwise the lock is taken and, if any file the
-    decision rests on changed meanwhile, the install is classified and planned
-    again, so every write is decided from the bytes on disk under the lock.
+    A first look without the lock settles the common cases: nothing to write
+    (and no temp file left by a killed run) means no lock and no file touched,
+    and an unsupported layout is refused. Anything else, a refusal for drift
+    included, is decided under the lock from a second classification (reusing
+    the parse of files whose bytes did not change): files read without the lock
+    may catch another run half-way, so that look decides nothing it could get
+    wrong, and processes that lose the race never parse with libcst.
     """
-    from eagle3_patch.classify import install_fingerprint
-
     spec = load_spec()
-    before = install_fingerprint(install, spec)
     report = _classify_install(install, out)
-    plan = build(report)
-    if dry_run or (plan.write is None and not _orphans(install)):
-        return report, plan, report
+    if dry_run or report.state in settled:
+        plan = build(report)
+        if dry_run or (plan.write is None and not _orphans(install)):
+            return report, plan, report
     from eagle3_patch.write import install_lock, sweep_orphans
 
     with install_lock(install.models_dir, timeout=lock_timeout):
         sweep_orphans(_target_folders(install))
-        if install_fingerprint(install, spec) != before:
-            report = classify_install(install, spec)
-            plan = build(report)
+        report = classify_install(install, spec, reuse=report)
+        plan = build(report)
         return report, plan, _write_and_reread(plan, expect=expect)
 
 

@@ -59,8 +59,6 @@ class Plan:
 
 def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     """What apply writes: every unpatched or older block patched, validated, backed up."""
-    from eagle3_patch.transform import Insertion, ParserSyntaxError, patch_source  # libcst: only here
-
     _refuse_unsupported(report)
     if report.state == DRIFTED:
         raise DriftError(
@@ -79,6 +77,8 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             entries.pop(file.spec.name, None)  # a stale record of an older install
         if file.state not in _NEEDS_PATCH:
             continue
+        from eagle3_patch.transform import Insertion, ParserSyntaxError, patch_source  # libcst: only here
+
         targets = tuple(c for c in file.spec.classes if _class_state(file, c.name) in _NEEDS_PATCH)
         insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in targets)
         try:
@@ -133,8 +133,16 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
 def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) -> Plan:
     """What revert writes: each file carrying our blocks gets its verified original back."""
     carrying = [f for f in report.files if f.content is not None and f.state in _CARRIES_OURS]
+    # Left behind by an interrupted revert: backups identical to their (original) file, and the ledger.
+    redundant = tuple(
+        f.backup_path
+        for f in report.files
+        if f.content is not None and f.state not in _CARRIES_OURS and _backup_bytes(f) == f.content
+    )
     if not carrying:
         _refuse_unsupported(report)
+        if redundant or report.ledger is not None:
+            return Plan(report, (), WritePlan((), report.ledger_path, None, remove=redundant))
         return Plan(report, (), None)
     drifted = [f for f in carrying if f.state == DRIFTED]
     if drifted and not force:
@@ -169,7 +177,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.
-    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, None))
+    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, None, remove=redundant))
 
 
 def unified_diff(file_plan: FilePlan) -> str:

@@ -122,6 +122,8 @@ class WritePlan:
     ledger_path: Path
     #: The new ledger; None deletes it.
     ledger: bytes | None
+    #: Our own leftovers to delete once the files are written (backups identical to their file).
+    remove: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,7 @@ def execute(plan: WritePlan) -> WriteOutcome:
             if change.backup is not None and change.backup_path is not None:
                 journal.write(change.backup_path, change.backup, like=change.path)
                 checkpoint("backup")
-        _write_ledger(journal, plan, like=changes[0].path)
+        _write_ledger(journal, plan, like=changes[0].path if changes else plan.ledger_path)
         journal.sync()
         checkpoint("ledger")
         removed_before = _remove_bytecode(sources, written=False)
@@ -174,6 +176,11 @@ def execute(plan: WritePlan) -> WriteOutcome:
                     path=change.backup_path,
                 ) from exc
             checkpoint("backup-removed")
+    for leftover in plan.remove:
+        try:
+            _unlink(leftover)
+        except OSError as exc:
+            raise _write_error(leftover, exc) from exc
     return WriteOutcome(tuple(c.path for c in changes), removed)
 
 
@@ -285,8 +292,8 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
                 path=real.parent,
             )
         changes.append(dataclasses.replace(change, path=real))
-    if not changes:
-        raise ValueError("a write plan needs at least one change")
+    if not changes and not plan.remove and plan.ledger is not None:
+        raise ValueError("a write plan needs something to do")
     return tuple(changes)
 
 

@@ -86,8 +86,8 @@ MakeInstall = Callable[..., Path]
 def make_install(tmp_path: Path) -> MakeInstall:
     """Build ``<tmp>/site/sglang`` from fixture folders (later ones win); returns site-packages."""
 
-    def build(*shapes: str, version: str | None = None) -> Path:
-        site = tmp_path / "site"
+    def build(*shapes: str, version: str | None = None, name: str = "site") -> Path:
+        site = tmp_path / name
         models = site / "sglang" / "srt" / "models"
         models.mkdir(parents=True, exist_ok=True)
         (site / "sglang" / "__init__.py").write_text("")

@@ -40,7 +40,7 @@ def test_apply_plan_backs_up_and_records_every_changed_file(make_install: MakeIn
 
 def test_nothing_to_write_when_patched_or_native(make_install: MakeInstall, tmp_path: Path) -> None:
     assert plan_apply(patch_site(make_install("capture_no_hook")), load_spec()).write is None
-    native = classify_site(make_install("native"))
+    native = classify_site(make_install("native", name="native-site"))
     assert plan_apply(native, load_spec()).write is None
     assert plan_revert(native, load_spec()).write is None
 
@@ -86,3 +86,15 @@ def test_unified_diff_names_the_file_and_shows_only_additions(make_install: Make
     assert diff.startswith(f"--- a{models(site) / 'qwen3_5.py'}")
     removed = [line for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert removed == []
+
+
+def test_revert_cleans_up_what_an_interrupted_revert_left(make_install: MakeInstall) -> None:
+    """Files already original, but their backups (identical to them) and the ledger still there."""
+    site = make_install("capture_no_hook")
+    patch_site(site)
+    for name in ("qwen3_5.py",):
+        shutil.copyfile(models(site) / (name + BACKUP_SUFFIX), models(site) / name)
+    plan = plan_revert(classify_site(site), load_spec())
+    assert plan.files == ()
+    assert plan.write is not None and plan.write.changes == () and plan.write.ledger is None
+    assert plan.write.remove == (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX),)
