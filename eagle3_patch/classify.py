@@ -462,10 +462,21 @@ def _read_or_none(path: Path) -> bytes | None:
         return None
 
 
+def detect_encoding(content: bytes) -> str:
+    """The source encoding (BOM or PEP 263 cookie), as Python reads it.
+
+    ``tokenize.detect_encoding`` splits lines on LF only, so a file with CR-only
+    line endings would be one long "first line"; the interpreter's own tokenizer
+    ends lines at CR too, so give it the first two lines that way.
+    """
+    head = re.split(rb"\r\n|\r|\n", content[:4096], maxsplit=2)[:2]
+    return tokenize.detect_encoding(io.BytesIO(b"\n".join(head) + b"\n").readline)[0]
+
+
 def _encoding_problem(content: bytes) -> str:
     """Why eagle3-patch will not rewrite this file's encoding ("" when it will, byte for byte)."""
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+        encoding = detect_encoding(content)
     except SyntaxError as exc:
         return f"its encoding cannot be read ({exc})"
     try:
@@ -482,7 +493,7 @@ def _encoding_problem(content: bytes) -> str:
 def source_lines(content: bytes) -> list[str]:
     """The file's lines as the tokenizer numbers them (CR, LF and CRLF all end a line)."""
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+        encoding = detect_encoding(content)
         text = content.decode(encoding)
     except (SyntaxError, LookupError, UnicodeDecodeError):
         text = content.decode("utf-8", errors="replace")

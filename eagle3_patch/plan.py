@@ -9,8 +9,6 @@ nothing.
 from __future__ import annotations
 
 import difflib
-import io
-import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +23,7 @@ from eagle3_patch.classify import (
     UNSUPPORTED,
     FileReport,
     InstallReport,
+    detect_encoding,
     resolve_pristine,
 )
 from eagle3_patch.errors import DriftError, UnsupportedError
@@ -248,7 +247,6 @@ def _backup_bytes(file: FileReport) -> bytes | None:
 
 def _text(data: bytes) -> str:
     try:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding)
+        return data.decode(detect_encoding(data))
     except (SyntaxError, LookupError, UnicodeDecodeError):
         return data.decode("utf-8", errors="replace")

@@ -119,7 +119,11 @@ def _without_marked(source: bytes, tree: ast.Module, lines: list[str], hook: str
         while above >= 0 and (not lines[above].strip() or (lines[above].startswith(indent + "#"))):
             above -= 1
         dropped.update(range(above + 1, method.end_lineno or method.lineno))
-    return b"".join(line for index, line in enumerate(raw) if index not in dropped)
+    kept = b"".join(line for index, line in enumerate(raw) if index not in dropped)
+    if raw and len(raw) - 1 in dropped and not raw[-1].endswith((b"\n", b"\r")):
+        # Our block ends a file that has no final line break: the break before it is ours too.
+        kept = kept[:-2] if kept.endswith(b"\r\n") else kept[:-1]
+    return kept
 
 
 def _class_dump(node: ast.ClassDef, lines: list[str], hook: str) -> str:

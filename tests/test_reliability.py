@@ -441,3 +441,14 @@ def test_unsupported_encodings_are_refused_untouched(make_install: MakeInstall, 
     assert result.returncode == EXIT_UNSUPPORTED
     assert reason in json.loads(result.stdout)["error"]
     assert target.read_bytes() == source
+
+
+def test_lone_cr_among_lf_endings_round_trips(make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    target = models(site) / "qwen3_5.py"
+    source = BASE.replace(b"    def get_input_embeddings", b"\r    def get_input_embeddings", 1)
+    target.write_bytes(source)
+    assert run(site, "apply").returncode == EXIT_OK
+    assert target.read_bytes().count(b"[EAGLE3-PATCH") == 3
+    assert run(site, "revert").returncode == EXIT_OK
+    assert target.read_bytes() == source
