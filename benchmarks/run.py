@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         extract_release(fetch_wheel(args.version), site)
         models = site / "sglang" / "srt" / "models"
         pristine = {p.name: p.read_bytes() for p in models.glob("qwen3_5*.py")}
-        cli = [PYTHON, "-m", "eagle3_patch"]
+        # The console script, as users run it (python -m eagle3_patch when it is not installed).
+        script = Path(PYTHON).with_name("eagle3-patch")
+        cli = [str(script)] if script.exists() else [PYTHON, "-m", "eagle3_patch"]
         root = ["--sglang-root", str(site)]
 
         def reset() -> None:

@@ -35,14 +35,7 @@ from eagle3_patch.spec import (
     load_verified,
     parse_marker,
 )
-
-UNPATCHED = "unpatched"
-PATCHED = "patched"
-PATCHED_OLD = "patched-old"
-NATIVE = "native"
-DRIFTED = "drifted"
-ABSENT = "absent"
-UNSUPPORTED = "unsupported"
+from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
 
 _HOOKED = (NATIVE, PATCHED, PATCHED_OLD)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -18,16 +18,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from eagle3_patch import __version__
-from eagle3_patch.classify import (
-    ABSENT,
-    DRIFTED,
-    NATIVE,
-    PATCHED,
-    UNPATCHED,
-    UNSUPPORTED,
-    InstallReport,
-    classify_install,
-)
 from eagle3_patch.console import Output
 from eagle3_patch.errors import (
     EXIT_DRIFT,
@@ -40,8 +30,10 @@ from eagle3_patch.errors import (
 )
 from eagle3_patch.locate import ROOT_ENV, Install, locate
 from eagle3_patch.spec import load_spec
+from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, UNPATCHED, UNSUPPORTED
 
 if TYPE_CHECKING:
+    from eagle3_patch.classify import InstallReport
     from eagle3_patch.plan import Plan
 
 _STATE_EXIT = {
@@ -448,6 +440,8 @@ def _transaction(
 
     with install_lock(install.models_dir, timeout=lock_timeout):
         sweep_orphans(_target_folders(install))
+        from eagle3_patch.classify import classify_install
+
         report = classify_install(install, spec, reuse=report)
         plan = build(report)
         return report, plan, _write_and_reread(plan, expect=expect)
@@ -470,6 +464,8 @@ def _classify(sglang_root: str | None, python: str | None, out: Output) -> Insta
 
 
 def _classify_install(install: Install, out: Output) -> InstallReport:
+    from eagle3_patch.classify import classify_install
+
     report = classify_install(install, load_spec())
     if report.ledger_problem:
         out.note(report.ledger_problem)
@@ -500,6 +496,8 @@ def _write_and_reread(plan: Plan, *, expect: tuple[str, ...]) -> InstallReport:
     from eagle3_patch.write import execute
 
     execute(plan.write)
+    from eagle3_patch.classify import classify_install
+
     final = classify_install(plan.report.install, load_spec())
     if final.state not in expect:
         raise Eagle3PatchError(

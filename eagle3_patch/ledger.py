@@ -7,7 +7,6 @@ from timestamps. The ledger sits beside the files it describes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -60,8 +59,18 @@ def backup_path_for(path: Path) -> Path:
     return real.with_name(real.name + BACKUP_SUFFIX)
 
 
+try:  # CPython's built-in SHA-256: hashlib would load OpenSSL first, a tenth of check's budget
+    from _sha2 import sha256 as _sha256  # Python 3.12+
+except ImportError:  # pragma: no cover - depends on the Python version
+    try:
+        from _sha256 import sha256 as _sha256  # Python 3.10, 3.11
+    except ImportError:
+        from hashlib import sha256 as _sha256
+
+
 def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    digest: str = _sha256(data).hexdigest()
+    return digest
 
 
 def parse_ledger(data: bytes) -> Ledger:

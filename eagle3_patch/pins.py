@@ -188,13 +188,14 @@ def judge_from_code(finding: Finding) -> Finding:
     """For an unknown pin: download the wheel, classify it and dry-run the patch (network)."""
     import tempfile
 
-    from eagle3_patch.classify import NATIVE as NATIVE_STATE
-    from eagle3_patch.classify import UNPATCHED, classify_install
+    from eagle3_patch.classify import classify_install
     from eagle3_patch.errors import Eagle3PatchError
     from eagle3_patch.fetch import FetchError, extract_release, fetch_wheel
     from eagle3_patch.locate import locate_root
     from eagle3_patch.plan import plan_apply
     from eagle3_patch.spec import load_spec
+    from eagle3_patch.states import NATIVE as NATIVE_STATE
+    from eagle3_patch.states import UNPATCHED
 
     version = finding.pin.version
     if finding.verdict != UNKNOWN or version is None:

@@ -8,32 +8,23 @@ nothing.
 
 from __future__ import annotations
 
+import ast
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eagle3_patch import __version__
-from eagle3_patch.classify import (
-    DRIFTED,
-    NATIVE,
-    PATCHED,
-    PATCHED_OLD,
-    UNPATCHED,
-    UNSUPPORTED,
-    FileReport,
-    InstallReport,
-    detect_encoding,
-    resolve_pristine,
-)
+from eagle3_patch.classify import FileReport, InstallReport, detect_encoding, resolve_pristine
 from eagle3_patch.errors import DriftError, UnsupportedError
 from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex
 from eagle3_patch.spec import PatchSpec
+from eagle3_patch.states import DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
 from eagle3_patch.validate import validate_patch
 from eagle3_patch.write import FileChange, WritePlan
 
 if TYPE_CHECKING:
-    from eagle3_patch.transform import InsertedMethod
+    from eagle3_patch.transform import ClassSpan, InsertedMethod
 
 _NEEDS_PATCH = (UNPATCHED, PATCHED_OLD)
 _CARRIES_OURS = (PATCHED, PATCHED_OLD, DRIFTED)
@@ -76,12 +67,17 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             entries.pop(file.spec.name, None)  # a stale record of an older install
         if file.state not in _NEEDS_PATCH:
             continue
-        from eagle3_patch.transform import Insertion, ParserSyntaxError, patch_source  # libcst: only here
+        from eagle3_patch.transform import Insertion, ParserSyntaxError, patch_classes, patch_source  # libcst
 
         targets = tuple(c for c in file.spec.classes if _class_state(file, c.name) in _NEEDS_PATCH)
         insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in targets)
         try:
-            result = patch_source(file.content, insertions, hook=spec.hook)
+            if file.tree is None:
+                result = patch_source(file.content, insertions, hook=spec.hook)
+            else:
+                spans = _class_spans(file.tree)
+                encoding = detect_encoding(file.content)
+                result = patch_classes(file.content, insertions, hook=spec.hook, spans=spans, encoding=encoding)
         except ParserSyntaxError as exc:
             raise UnsupportedError(
                 f"libcst cannot parse this file ({exc.message}); nothing was changed", path=file.path
@@ -227,6 +223,18 @@ def _pristine_for_apply(report: InstallReport, file: FileReport, spec: PatchSpec
             path=file.path,
         )
     return pristine
+
+
+def _class_spans(tree: ast.Module) -> tuple[ClassSpan, ...]:
+    """The lines of each top-level class (the last definition of a name wins, as in Python)."""
+    from eagle3_patch.transform import ClassSpan
+
+    spans: dict[str, ClassSpan] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            spans[node.name] = ClassSpan(node.name, first, node.end_lineno or node.lineno)
+    return tuple(spans.values())
 
 
 def _unused_path(path: Path) -> Path:

@@ -17,7 +17,15 @@ from libcst import ParserSyntaxError
 
 from eagle3_patch.spec import MARKER_TAG, Anchor, Template
 
-__all__ = ["Insertion", "ParserSyntaxError", "TransformResult", "patch_source", "strip_source"]
+__all__ = [
+    "ClassSpan",
+    "Insertion",
+    "ParserSyntaxError",
+    "TransformResult",
+    "patch_classes",
+    "patch_source",
+    "strip_source",
+]
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,48 @@ def patch_source(source: bytes, insertions: tuple[Insertion, ...], *, hook: str)
         inserted=tuple(transformer.inserted),
         refused=tuple(transformer.refused),
     )
+
+
+@dataclass(frozen=True)
+class ClassSpan:
+    """Where a top-level class sits in the file: 1-based first and last line (decorators included), from ast."""
+
+    name: str
+    first_line: int
+    last_line: int
+
+
+def patch_classes(
+    source: bytes, insertions: tuple[Insertion, ...], *, hook: str, spans: tuple[ClassSpan, ...], encoding: str
+) -> TransformResult:
+    """``patch_source``, with libcst parsing only the lines of the classes that change.
+
+    Each class is cut out along the lines ``ast`` found for it (a top-level class
+    is a module of its own), patched by the same transformer, and put back; every
+    other byte of the file is never decoded or regenerated. Three times less for
+    libcst to parse and print in SGLang's 3,000-line qwen3_5.py.
+    """
+    by_name = {span.name: span for span in spans}
+    if any(by_name.get(i.class_name) is None or by_name[i.class_name].first_line == 1 for i in insertions):
+        return patch_source(source, insertions, hook=hook)  # not found by ast, or behind a BOM: whole file
+    codec = encoding.replace("-sig", "")  # a BOM is only ever at the start of the file
+    lines = source.splitlines(keepends=True)
+    pieces: list[tuple[int, int, bytes]] = []
+    inserted: list[InsertedMethod] = []
+    refused: list[Refusal] = []
+    for insertion in insertions:
+        span = by_name[insertion.class_name]
+        chunk = b"".join(lines[span.first_line - 1 : span.last_line])
+        with _line_feeds(chunk) as text:
+            module = cst.parse_module(text.source.decode(codec))
+            transformer = InsertHookTransformer((insertion,), hook=hook, module=module)
+            text.result = module.visit(transformer).code.encode(codec)
+        inserted.extend(transformer.inserted)
+        refused.extend(transformer.refused)
+        pieces.append((span.first_line - 1, span.last_line, text.result))
+    for start, end, replacement in sorted(pieces, reverse=True):
+        lines[start:end] = [replacement]
+    return TransformResult(source, b"".join(lines), tuple(inserted), tuple(refused))
 
 
 def strip_source(source: bytes, *, hook: str) -> bytes:

@@ -30,17 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from eagle3_patch._cuda_run import RESULT_TAG
-from eagle3_patch.classify import (
-    ABSENT,
-    NATIVE,
-    UNSUPPORTED,
-    InstallReport,
-    MethodRef,
-    SourceIndex,
-    delegates,
-)
+from eagle3_patch.classify import InstallReport, MethodRef, SourceIndex, delegates
 from eagle3_patch.errors import EXIT_CUDA_UNAVAILABLE, EXIT_OK, EXIT_UNPATCHED, UnsupportedError
 from eagle3_patch.spec import ClassSpec, PatchSpec
+from eagle3_patch.states import ABSENT, NATIVE, UNSUPPORTED
 
 PASSED = "passed"
 FAILED = "failed"

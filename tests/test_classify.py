@@ -9,19 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from eagle3_patch.classify import (
-    ABSENT,
-    DRIFTED,
-    NATIVE,
-    PATCHED,
-    PATCHED_OLD,
-    UNPATCHED,
-    UNSUPPORTED,
-    InstallReport,
-    record_sha256,
-)
+from eagle3_patch.classify import InstallReport, record_sha256
 from eagle3_patch.ledger import LEDGER_NAME, sha256_hex
 from eagle3_patch.locate import locate_root
+from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
 from tests.conftest import FIXTURES, MakeInstall, classify_site, patch_site
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eagle3_patch.classify import NATIVE, PATCHED, UNPATCHED
 from eagle3_patch.spec import MARKER_TAG, load_spec
+from eagle3_patch.states import NATIVE, PATCHED, UNPATCHED
 from eagle3_patch.write import execute
 from tests.conftest import FIXTURES, classify_site
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from eagle3_patch.classify import PATCHED, UNPATCHED
 from eagle3_patch.errors import EXIT_CANNOT_WRITE, EXIT_OK, EXIT_UNSUPPORTED
 from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME
+from eagle3_patch.states import PATCHED, UNPATCHED
 from eagle3_patch.write import KILL_AFTER_ENV, LOCK_NAME, STEP_DELAY_ENV, TEMP_SUFFIX
 from tests.conftest import FIXTURES, MakeInstall, classify_site, patch_site
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -330,3 +332,57 @@ def test_fixtures_without_our_blocks_strip_to_themselves_and_never_get_a_second_
         insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in file_spec.classes)
         result = patch_source(source, insertions, hook=spec.hook)
         assert {r.class_name for r in result.refused if "not ours" in r.reason} == {"Qwen3_5ForCausalLM"}
+
+
+def _slices_and_whole(source: bytes, file_name: str) -> tuple[bytes, bytes]:
+    """patch_classes (libcst on the changed classes only) and patch_source (libcst on the whole file)."""
+    import ast
+
+    from eagle3_patch.classify import detect_encoding
+    from eagle3_patch.plan import _class_spans
+    from eagle3_patch.transform import patch_classes
+
+    spec = load_spec()
+    file_spec = next(f for f in spec.files if f.name == file_name)
+    insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in file_spec.classes)
+    spans = _class_spans(ast.parse(source))
+    part = patch_classes(source, insertions, hook=spec.hook, spans=spans, encoding=detect_encoding(source))
+    whole = patch_source(source, insertions, hook=spec.hook)
+    assert part.inserted == whole.inserted
+    return part.patched, whole.patched
+
+
+@pytest.mark.parametrize(
+    ("fixture", "variant"),
+    [
+        (f, v)
+        for f in ("capture_no_hook/qwen3_5.py", "text_wrapper/qwen3_5_text.py", "text_wrapper_plain/qwen3_5_text.py")
+        for v in ("lf", "crlf", "cr", "latin-1", "no final newline", "decorated")
+    ],
+)
+def test_patching_class_slices_equals_patching_the_whole_file(fixture: str, variant: str) -> None:
+    source = (FIXTURES / fixture).read_bytes()
+    if variant == "crlf":
+        source = source.replace(b"\n", b"\r\n")
+    elif variant == "cr":
+        source = source.replace(b"\n", b"\r")
+    elif variant == "latin-1":
+        source = b"# -*- coding: latin-1 -*-\n# caf\xe9\n" + source
+    elif variant == "no final newline":
+        source = source.rstrip(b"\n")
+    elif variant == "decorated":
+        source = source.replace(b"\nclass ", b"\n@decorate\nclass ")
+    part, whole = _slices_and_whole(source, fixture.split("/")[1])
+    assert part == whole
+    assert part != source
+
+
+@pytest.mark.corpus
+def test_patching_class_slices_equals_the_whole_file_on_real_releases(
+    served_release: str, release_site: Callable[[str], Path]
+) -> None:
+    models = release_site(served_release) / "sglang" / "srt" / "models"
+    for name in ("qwen3_5.py", "qwen3_5_text.py"):
+        if (models / name).exists():
+            part, whole = _slices_and_whole((models / name).read_bytes(), name)
+            assert part == whole, name
