@@ -29,8 +29,21 @@ def probe():  # type: () -> dict[str, str | None]
         spec = None
     finally:
         sys.path[:] = saved
-    if spec is not None and spec.submodule_search_locations:
-        result["package_dir"] = list(spec.submodule_search_locations)[0]
+    # A folder without __init__.py (a namespace package) is not an install: it is
+    # what an uninstall leaves when files it did not install remain, such as our lock.
+    if spec is not None and spec.submodule_search_locations and spec.origin:
+        package_dir = str(list(spec.submodule_search_locations)[0])
+        result["package_dir"] = package_dir
+        # A wheel install keeps its metadata beside the package: read it directly,
+        # which is much cheaper than importing importlib.metadata.
+        site = os.path.dirname(os.path.abspath(package_dir))
+        for name in sorted(os.listdir(site)):
+            if name.startswith("sglang-") and name.endswith(".dist-info"):
+                version = _metadata_version(os.path.join(site, name, "METADATA"))
+                if version:
+                    result["version"] = version
+                    result["dist_info"] = os.path.join(site, name)
+                    return result
     try:
         import importlib.metadata as metadata
 
@@ -47,6 +60,19 @@ def probe():  # type: () -> dict[str, str | None]
     if isinstance(direct_url, dict) and (direct_url.get("dir_info") or {}).get("editable"):
         result["editable_url"] = direct_url.get("url")
     return result
+
+
+def _metadata_version(path):  # type: (str) -> str | None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    return None
+    except OSError:
+        return None
+    return None
 
 
 if __name__ == "__main__":

@@ -438,7 +438,7 @@ def _transaction(
             return report, plan, report
     from eagle3_patch.write import install_lock, sweep_orphans
 
-    with install_lock(install.models_dir, timeout=lock_timeout):
+    with install_lock(install.package_dir, timeout=lock_timeout):
         sweep_orphans(_target_folders(install))
         from eagle3_patch.classify import classify_install
 

@@ -11,14 +11,12 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-ANCHORS_PACKAGE = "eagle3_patch.anchors"
 
 #: The tag every inserted block carries; a second run keys on it.
 MARKER_TAG = "[EAGLE3-PATCH"
@@ -227,19 +225,6 @@ def verified_from_toml(text: str) -> tuple[VerifiedRelease, ...]:
 
 
 def _read_data(name: str) -> str:
-    """A file of the ``eagle3_patch.anchors`` package.
+    from eagle3_patch.anchors import data
 
-    For a package on disk (every wheel and editable install) this is the file
-    beside its ``__init__.py``, as ``importlib.resources`` would find it; the
-    module itself is imported only for other loaders (a zip), because it costs a
-    tenth of ``check``'s time budget.
-    """
-    import importlib
-
-    anchors = importlib.import_module(ANCHORS_PACKAGE)
-    path = Path(str(anchors.__file__)).with_name(name)
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    from importlib import resources
-
-    return resources.files(ANCHORS_PACKAGE).joinpath(name).read_text(encoding="utf-8")
+    return str(data(name).decode("utf-8"))

@@ -10,8 +10,11 @@ the same second (or an unchecked-hash pyc) would otherwise keep the old code
 running, and a kill between the two must not leave such a pyc behind.
 
 State-changing commands hold ``install_lock`` for the whole read -> decide ->
-back up -> write -> bytecode sequence; the lock file beside the model files is
-never replaced or deleted.
+back up -> write -> bytecode sequence. The lock file is never replaced or
+deleted (that would let two processes lock different inodes); it sits beside
+the ``sglang`` package folder, not inside it, so that what an uninstall leaves
+behind is one dot file and never a stray ``sglang`` folder (which Python would
+import as a namespace package, shadowing a later install).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from eagle3_patch.errors import DriftError, WriteError
 from eagle3_patch.ledger import sha256_hex
 
 TEMP_SUFFIX = ".eagle3-tmp"
-LOCK_NAME = ".eagle3-patch.lock"
+LOCK_NAME = ".eagle3-patch-sglang.lock"
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 #: Test-only fault injection (tests/test_reliability.py): sleep this long after every step...
 STEP_DELAY_ENV = "EAGLE3_PATCH_TEST_STEP_DELAY"
@@ -43,12 +46,17 @@ class LockTimeout(WriteError):
     """Another eagle3-patch holds the install's lock for longer than --lock-timeout."""
 
 
+def lock_path_for(package_dir: Path) -> Path:
+    """The install's lock file: beside the ``sglang`` package folder."""
+    return package_dir.parent / LOCK_NAME
+
+
 @contextmanager
-def install_lock(models_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[Path]:
+def install_lock(package_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[Path]:
     """Hold the install's exclusive lock (flock on a file that is never deleted)."""
     from filelock import Timeout, UnixFileLock
 
-    path = models_dir / LOCK_NAME
+    path = lock_path_for(package_dir)
     lock = UnixFileLock(path, timeout=timeout, fallback_to_soft=False, preserve_lock_file=True)
     try:
         lock.acquire()

@@ -108,6 +108,16 @@ def test_python_flag_finds_a_real_wheel_install(real_venv: Path, runner: CliRunn
         _round_trip_in_venv(real_venv, runner)
     finally:
         pip(real_venv, "uninstall", "-y", "sglang")
+    site = Path(
+        subprocess.run(
+            [str(real_venv), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    assert not (site / "sglang").exists(), "nothing of ours keeps an sglang folder alive after pip uninstall"
+    assert not [p.name for p in site.iterdir() if "eagle3" in p.name and p.name != ".eagle3-patch-sglang.lock"]
 
 
 def _round_trip_in_venv(real_venv: Path, runner: CliRunner) -> None:

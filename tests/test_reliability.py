@@ -122,7 +122,7 @@ def _kill_loop(site: Path, pristine: dict[str, bytes], patched: dict[str, bytes]
     """Start apply or revert, SIGKILL it at a random moment, check, repeat; returns the kills made."""
     randomness = random.Random(seed)
     env = {**os.environ, STEP_DELAY_ENV: "0.01"}
-    lock = models(site) / LOCK_NAME
+    lock = site / LOCK_NAME
     made, lock_inode = 0, None
     while made < kills:
         states = assert_whole(site, pristine, patched)
@@ -219,7 +219,7 @@ def test_lock_timeout_names_the_lock(install: tuple) -> None:
     from filelock import UnixFileLock
 
     site, pristine, patched = install
-    lock_path = models(site) / LOCK_NAME
+    lock_path = site / LOCK_NAME
     with UnixFileLock(lock_path, preserve_lock_file=True):
         started = time.monotonic()
         result = run(site, "apply", "--lock-timeout", "1")
@@ -240,7 +240,7 @@ def test_killed_lock_holder_releases_the_lock(install: tuple) -> None:
             "import sys, time; from filelock import UnixFileLock; "
             "lock = UnixFileLock(sys.argv[1], preserve_lock_file=True); lock.acquire(); print('held', flush=True); "
             "time.sleep(60)",
-            str(models(site) / LOCK_NAME),
+            str(site / LOCK_NAME),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -258,7 +258,7 @@ def test_no_op_runs_take_no_lock_and_write_nothing(make_install: MakeInstall) ->
     site = make_install("native")
     for verb in ("apply", "revert", "check"):
         assert run(site, verb).returncode == EXIT_OK
-    assert not (models(site) / LOCK_NAME).exists()
+    assert not (site / LOCK_NAME).exists()
 
 
 # --- cannot write ---
@@ -292,7 +292,7 @@ def test_immutable_folder_changes_nothing(install: tuple, lock_exists: bool) -> 
     """chattr +i binds root too: nothing can be created in the folder."""
     site, pristine, patched = install
     if lock_exists:
-        (models(site) / LOCK_NAME).touch()
+        (site / LOCK_NAME).touch()
     if not _chattr("+i", models(site)):
         pytest.skip("chattr +i is not available here (needs root and ext4/xfs)")
     try:
