@@ -32,10 +32,10 @@ from eagle3_patch.spec import (
     FileSpec,
     Marker,
     PatchSpec,
-    load_verified,
     parse_marker,
 )
 from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
+from eagle3_patch.verified import load_verified
 
 _HOOKED = (NATIVE, PATCHED, PATCHED_OLD)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")

@@ -42,6 +42,10 @@ class Ledger:
     tool_version: str
     sglang_version: str
     entries: tuple[LedgerEntry, ...]
+    #: sha256 of the targets.toml this was written under (empty: unknown).
+    targets_sha256: str = ""
+    #: The other target files as eagle3-patch left them: name and sha256, None when absent.
+    untouched: tuple[tuple[str, str | None], ...] = ()
 
     def get(self, name: str) -> LedgerEntry | None:
         for entry in self.entries:
@@ -49,8 +53,48 @@ class Ledger:
                 return entry
         return None
 
-    def with_entries(self, entries: tuple[LedgerEntry, ...]) -> Ledger:
-        return Ledger(self.tool_version, self.sglang_version, entries)
+
+def targets_sha256() -> str:
+    """The sha256 of the shipped targets.toml: a ledger written under other targets is not trusted alone."""
+    from eagle3_patch.anchors import data
+
+    return sha256_hex(data("targets.toml"))
+
+
+def vouched_patched(models_dir: Path, targets_digest: str) -> bool:
+    """True when the ledger vouches for the whole install as patched, with no parsing at all.
+
+    Every file it patched still hashes to what it wrote, every other target file
+    is as it was left, and the targets are the ones it was written under: then
+    the full classification could only say "patched". ``check`` asks this first,
+    so that in a Docker build or a pre-commit run it reads a few files and hashes
+    them, nothing more. Any doubt returns False, and the caller classifies.
+    """
+    data = _read(models_dir / LEDGER_NAME)
+    if data is None:
+        return False
+    try:
+        ledger = parse_ledger(data)
+    except LedgerError:
+        return False
+    if not ledger.entries or not ledger.targets_sha256 or ledger.targets_sha256 != targets_digest:
+        return False
+    for entry in ledger.entries:
+        content = _read(models_dir / entry.name)
+        if content is None or sha256_hex(content) != entry.patched_sha256:
+            return False
+    for name, digest in ledger.untouched:
+        content = _read(models_dir / name)
+        if (content is None) != (digest is None) or (content is not None and sha256_hex(content) != digest):
+            return False
+    return True
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def backup_path_for(path: Path) -> Path:
@@ -87,10 +131,16 @@ def parse_ledger(data: bytes) -> Ledger:
             )
             for name, row in sorted(raw["files"].items())
         )
+        untouched = tuple(
+            (str(name), _sha(digest) if digest is not None else None)
+            for name, digest in raw.get("untouched", {}).items()
+        )
         return Ledger(
             tool_version=str(raw.get("tool_version", "")),
             sglang_version=str(raw.get("sglang_version", "")),
             entries=entries,
+            targets_sha256=_sha(raw["targets_sha256"]) if raw.get("targets_sha256") else "",
+            untouched=untouched,
         )
     except LedgerError:
         raise
@@ -103,6 +153,8 @@ def render_ledger(ledger: Ledger) -> bytes:
         "format": LEDGER_FORMAT,
         "tool_version": ledger.tool_version,
         "sglang_version": ledger.sglang_version,
+        "targets_sha256": ledger.targets_sha256,
+        "untouched": dict(ledger.untouched),
         "files": {
             entry.name: {
                 "pristine_sha256": entry.pristine_sha256,

@@ -22,7 +22,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from eagle3_patch.spec import VerifiedRelease, load_verified
+from eagle3_patch.verified import VerifiedRelease, load_verified
 
 if sys.version_info >= (3, 11):
     import tomllib

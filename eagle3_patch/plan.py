@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from eagle3_patch import __version__
 from eagle3_patch.classify import FileReport, InstallReport, detect_encoding, resolve_pristine
 from eagle3_patch.errors import DriftError, UnsupportedError
-from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex
+from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex, targets_sha256
 from eagle3_patch.spec import PatchSpec
 from eagle3_patch.states import DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
 from eagle3_patch.validate import validate_patch
@@ -121,7 +121,10 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
         )
     if not changes:
         return Plan(report, (), None)
-    ledger = Ledger(__version__, report.install.version, tuple(entries.values()))
+    untouched = tuple(
+        (f.spec.name, f.sha256) for f in report.files if f.spec.name not in entries
+    )  # absent files record None: a later appearance (an upgrade) is noticed
+    ledger = Ledger(__version__, report.install.version, tuple(entries.values()), targets_sha256(), untouched)
     return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, render_ledger(ledger)))
 
 

@@ -1,8 +1,8 @@
-"""Stage 2: load what to change (anchors/*.toml) into frozen dataclasses.
+"""Stage 2: load what to change (anchors/targets.toml) into frozen dataclasses.
 
-Targets, anchors, templates and the verified-release table are data, shipped in
-the wheel as ``eagle3_patch.anchors`` and read with importlib.resources, so a
-new SGLang layout is a data change reviewed as such, not a code change.
+Targets, anchors and templates are data, shipped in the wheel as
+``eagle3_patch.anchors``, so a new SGLang layout is a data change reviewed as
+such, not a code change. The verified-release table is in ``verified.py``.
 """
 
 from __future__ import annotations
@@ -110,25 +110,6 @@ class PatchSpec:
         raise SpecError(f"no template named {name!r}")
 
 
-@dataclass(frozen=True)
-class VerifiedFile:
-    name: str
-    pristine_sha256: str
-    #: sha256 of our output; None where nothing is patched (native releases).
-    patched_sha256: str | None
-
-
-@dataclass(frozen=True)
-class VerifiedRelease:
-    """One row of the verified table: what a known release looks like, before and after."""
-
-    version: str
-    #: "patch", "native" or "unsupported".
-    verdict: str
-    files: tuple[VerifiedFile, ...]
-    reason: str = ""
-
-
 def parse_marker(text: str) -> Marker | None:
     """Read the first ``[EAGLE3-PATCH ...]`` tag in ``text``; None when there is none."""
     match = _MARKER_RE.search(text)
@@ -142,18 +123,6 @@ def parse_marker(text: str) -> Marker | None:
 def load_spec() -> PatchSpec:
     """The targets and templates shipped with this version of eagle3-patch."""
     return spec_from_toml(_read_data("targets.toml"))
-
-
-@cache
-def load_verified() -> tuple[VerifiedRelease, ...]:
-    """Every release we have run the full round trip on, oldest first."""
-    return verified_from_toml(_read_data("verified.toml"))
-
-
-@cache
-def anchors_version() -> str:
-    """The data version of the verified table (``data_version`` in verified.toml)."""
-    return str(tomllib.loads(_read_data("verified.toml")).get("data_version", "unknown"))
 
 
 def spec_from_toml(text: str) -> PatchSpec:
@@ -199,29 +168,6 @@ def spec_from_toml(text: str) -> PatchSpec:
         reference_files=tuple(data.get("reference_files", ())),
         templates=templates,
     )
-
-
-def verified_from_toml(text: str) -> tuple[VerifiedRelease, ...]:
-    data = tomllib.loads(text)
-    releases = []
-    for entry in data.get("release", []):
-        files = tuple(
-            VerifiedFile(
-                name=name,
-                pristine_sha256=row["pristine"],
-                patched_sha256=row.get("patched"),
-            )
-            for name, row in entry.get("files", {}).items()
-        )
-        releases.append(
-            VerifiedRelease(
-                version=entry["version"],
-                verdict=entry["verdict"],
-                files=files,
-                reason=entry.get("reason", ""),
-            )
-        )
-    return tuple(releases)
 
 
 def _read_data(name: str) -> str:

@@ -17,7 +17,8 @@ from eagle3_patch.cli import cli
 from eagle3_patch.fetch import FetchError, extract_release, fetch_wheel, index_versions
 from eagle3_patch.locate import locate_root
 from eagle3_patch.plan import plan_apply
-from eagle3_patch.spec import load_spec, load_verified
+from eagle3_patch.spec import load_spec
+from eagle3_patch.verified import load_verified
 from eagle3_patch.write import LOCK_NAME, execute
 
 REPO = Path(__file__).resolve().parent.parent

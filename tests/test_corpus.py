@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, EXIT_UNSUPPORTED
 from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME, sha256_hex
-from eagle3_patch.spec import VerifiedRelease, load_verified
+from eagle3_patch.verified import VerifiedRelease, load_verified
 from tests.conftest import INDEX_PROBLEM, RELEASES, expected_verdict, run_json, snapshot, warn_unlisted
 
 pytestmark = pytest.mark.corpus

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from eagle3_patch import pins
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, EXIT_USAGE
 from eagle3_patch.pins import Pin, file_kind, find_pins, judge, scan
-from eagle3_patch.spec import load_verified
+from eagle3_patch.verified import load_verified
 from tests.conftest import REPO, run_cli, run_json
 
 

@@ -12,10 +12,10 @@ from eagle3_patch.spec import (
     Marker,
     SpecError,
     load_spec,
-    load_verified,
     parse_marker,
     spec_from_toml,
 )
+from eagle3_patch.verified import load_verified
 
 
 def test_targets_cover_the_classes_in_the_facts() -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from eagle3_patch import __version__
 from eagle3_patch.fetch import extract_release, fetch_wheel
-from eagle3_patch.spec import anchors_version, load_spec, load_verified
+from eagle3_patch.spec import load_spec
+from eagle3_patch.verified import anchors_version, load_verified
 from tests.conftest import REPO, copy_project
 
 pytestmark = pytest.mark.slow
@@ -57,7 +58,8 @@ def test_wheel_runs_from_any_directory(installed: Path, tmp_path: Path) -> None:
         installed,
         "python",
         "-c",
-        "from importlib import resources; from eagle3_patch.spec import load_spec, load_verified; "
+        "from importlib import resources; from eagle3_patch.spec import load_spec; "
+        "from eagle3_patch.verified import load_verified; "
         "print(resources.files('eagle3_patch.anchors').joinpath('targets.toml'), len(load_spec().files), "
         "len(load_verified()))",
         cwd=tmp_path,
