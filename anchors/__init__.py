@@ -7,7 +7,7 @@ only code is ``data()``, which reads one of those files.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 
 def data(name: str) -> bytes:
@@ -18,9 +18,10 @@ def data(name: str) -> bytes:
     imported only for other loaders (a zip), because its import alone costs a
     tenth of ``check``'s time budget.
     """
-    path = Path(__file__).with_name(name)
-    if path.is_file():
-        return path.read_bytes()
+    path = os.path.join(os.path.dirname(__file__), name)
+    if os.path.isfile(path):
+        with open(path, "rb") as file:
+            return file.read()
     from importlib import resources
 
     return resources.files(__name__).joinpath(name).read_bytes()

@@ -12,12 +12,11 @@ import gc
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from eagle3_patch import __version__
+from eagle3_patch import ROOT_ENV, __version__
 from eagle3_patch.console import Output
 from eagle3_patch.errors import (
     EXIT_DRIFT,
@@ -28,11 +27,13 @@ from eagle3_patch.errors import (
     Eagle3PatchError,
     UsageError,
 )
-from eagle3_patch.locate import ROOT_ENV, Install, locate
 from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, UNPATCHED, UNSUPPORTED
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from eagle3_patch.classify import InstallReport
+    from eagle3_patch.locate import Install
     from eagle3_patch.plan import Plan
     from eagle3_patch.spec import PatchSpec
 
@@ -42,6 +43,13 @@ def load_spec() -> PatchSpec:
     from eagle3_patch.spec import load_spec as load
 
     return load()
+
+
+def locate(*, sglang_root: str | None, python: str | None) -> Install:
+    """The install to work on (imported on first use: ``pins`` never needs it)."""
+    from eagle3_patch.locate import locate as find
+
+    return find(sglang_root=sglang_root, python=python)
 
 
 _STATE_EXIT = {
@@ -291,12 +299,12 @@ def status(out: Output, sglang_root: str | None, python: str | None) -> int:
 @click.option("--cuda", "cuda_required", is_flag=True, help="Require the cuda level: exit 7 when it cannot run here.")
 @click.option(
     "--target",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False),
     help="Your own Qwen3.5 target checkpoint folder for the cuda level (with --draft).",
 )
 @click.option(
     "--draft",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False),
     help="Your own EAGLE-3 drafter checkpoint folder for the cuda level (with --target).",
 )
 @click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=16, show_default=True)
@@ -306,11 +314,13 @@ def verify_command(
     sglang_root: str | None,
     python: str | None,
     cuda_required: bool,
-    target: Path | None,
-    draft: Path | None,
+    target: str | None,
+    draft: str | None,
     max_new_tokens: int,
 ) -> int:
     """Prove capture works: static data flow, the hooks' behaviour, and a CUDA forward where possible."""
+    from pathlib import Path
+
     from eagle3_patch.verify import FAILED, CudaRequest, verify
 
     if (target is None) != (draft is None):
@@ -319,8 +329,8 @@ def verify_command(
     request = CudaRequest(
         python=python or sys.executable,
         required=cuda_required,
-        target=target,
-        draft=draft,
+        target=Path(target) if target else None,
+        draft=Path(draft) if draft else None,
         max_new_tokens=max_new_tokens,
     )
     result = verify(report, load_spec(), request)
@@ -353,20 +363,20 @@ def verify_command(
 
 
 @cli.command("pins")
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path())
 @click.option("--allow-unpinned", is_flag=True, help="Do not fail on a range or a missing version.")
 @click.option(
     "--fetch", is_flag=True, help="Classify pins missing from the verified table from their wheel (uses the network)."
 )
 @output_options
 @reports_errors
-def pins_command(out: Output, files: tuple[Path, ...], allow_unpinned: bool, fetch: bool) -> int:
+def pins_command(out: Output, files: tuple[str, ...], allow_unpinned: bool, fetch: bool) -> int:
     """Judge the sglang versions pinned in FILES (default: the ones found under this folder)."""
     from eagle3_patch.pins import FAILING, UNPINNED, discover, judge, judge_from_code, scan
 
-    paths = list(files) or discover(Path("."))
+    paths = list(files) or discover(".")
     for path in paths:
-        if not path.is_file():
+        if not os.path.isfile(path):
             raise UsageError(
                 "no such file; pass requirements files, pyproject.toml, Dockerfiles or lock files", path=path
             )
@@ -465,6 +475,8 @@ def _transaction(
 
 def _target_folders(install: Install) -> list[Path]:
     """Where temp files may be: the models folder, and the real folders of symlinked targets."""
+    from pathlib import Path
+
     targets = [install.models_dir / f.name for f in load_spec().files]
     return [install.models_dir, *(Path(os.path.realpath(t)).parent for t in targets)]
 

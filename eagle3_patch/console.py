@@ -7,7 +7,6 @@ it will actually render, which keeps ``check`` in a Docker build cheap.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -99,4 +98,6 @@ class Output:
             click.echo(text, nl=not text.endswith("\n"))
 
     def emit_json(self, payload: dict[str, Any]) -> None:
+        import json
+
         click.echo(json.dumps(payload, indent=2, sort_keys=False))

@@ -6,7 +6,10 @@ so the same condition gives the same code from every command.
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Exit codes, the same for every command (README, "Exit codes").
 EXIT_OK = 0
@@ -27,7 +30,7 @@ class Eagle3PatchError(Exception):
     #: The short state name reported in --json output.
     state = "error"
 
-    def __init__(self, message: str, *, path: Path | None = None) -> None:
+    def __init__(self, message: str, *, path: Path | str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.path = path

@@ -13,10 +13,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from eagle3_patch import _probe
+from eagle3_patch import ROOT_ENV, _probe
 from eagle3_patch.errors import NotFoundError, UsageError
 
-ROOT_ENV = "EAGLE3_PATCH_SGLANG_ROOT"
 UNKNOWN_VERSION = "unknown"
 _PROBE_TIMEOUT_S = 60
 

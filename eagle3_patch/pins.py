@@ -10,17 +10,13 @@ network unless the caller asks for ``judge_from_code``.
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from typing import NamedTuple
 
 from eagle3_patch.verified import VerifiedRelease, load_verified
 
@@ -43,6 +39,24 @@ _SKIPPED_FOLDERS = frozenset({"node_modules", "site-packages", "__pycache__", "v
 _COMMENT = re.compile(r"(^|\s)#.*$")
 _NAMES_SGLANG = re.compile(r"sglang(\[[^\]]*\])?(\W|$)", re.IGNORECASE)
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+#: The common requirement shapes, read without loading packaging's full PEP 508
+#: parser (a third of the hook's start-up): ``name[extras]==version ; marker``
+#: where the marker is comparisons joined by ``and``/``or``. Anything else goes to packaging.
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_SIMPLE_REQUIREMENT = re.compile(
+    rf"[ \t]*(?P<name>{_NAME})[ \t]*"
+    rf"(?:\[[ \t]*(?:{_NAME}[ \t]*(?:,[ \t]*{_NAME}[ \t]*)*)?\])?"
+    r"[ \t]*(?:==[ \t]*(?P<version>[A-Za-z0-9.!+_-]+)[ \t]*)?(?:;(?P<marker>.*))?"
+)
+_MARKER_VALUE = (
+    r"(?:python_(?:full_)?version|os[._]name|sys[._]platform|platform_(?:release|system)"
+    r"|platform[._](?:version|machine|python_implementation)|python_implementation|implementation_(?:name|version)"
+    r"|extras?|dependency_groups|'[^']*'|\"[^\"]*\")"
+)
+_MARKER_TEST = re.compile(rf"{_MARKER_VALUE}[ \t]*(?:===|==|~=|!=|<=|>=|<|>|not[ \t]+in\b|in\b)[ \t]*{_MARKER_VALUE}")
+_MARKER_JOIN = re.compile(r"[ \t]+(?:and|or)[ \t]+")
+#: Normalized PEP 440 versions (each one valid); other spellings go to packaging.version.
+_PLAIN_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?")
 _INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 _PIP_VALUE_OPTIONS = frozenset(
     [
@@ -88,7 +102,8 @@ _PIP_VALUE_OPTIONS = frozenset(
 class Pin:
     """One sglang requirement found in a file."""
 
-    path: Path
+    #: As given or found (a string: the hook never needs pathlib, a tenth of its start-up).
+    path: str
     line: int
     #: The requirement as written (variables substituted), e.g. ``sglang[all]==0.5.21``.
     text: str
@@ -114,21 +129,24 @@ class Finding:
         return f"{self.pin.path}:{self.pin.line}: {shown}{note}: {self.verdict} — {self.advice}"
 
 
-def discover(root: Path) -> list[Path]:
-    """The files under ``root`` the hook would be given, skipping hidden and environment folders."""
+def discover(root: str | os.PathLike[str]) -> list[str]:
+    """The files under ``root`` the hook would be given, never entering hidden or environment folders."""
+    top = os.fspath(root)
     found = []
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") or part in _SKIPPED_FOLDERS for part in relative.parts[:-1]):
-            continue
-        if path.is_file() and HOOK_FILES.search(relative.as_posix()):
-            found.append(path)
-    return found
+    for folder, folders, files in os.walk(top):
+        folders[:] = [f for f in folders if not f.startswith(".") and f not in _SKIPPED_FOLDERS]
+        relative = os.path.relpath(folder, top).replace(os.sep, "/")
+        for name in files:
+            posix = name if relative == "." else f"{relative}/{name}"
+            path = os.path.join(folder, name)
+            if HOOK_FILES.search(posix) and os.path.isfile(path):
+                found.append(os.path.normpath(path))
+    return sorted(found, key=lambda path: path.split(os.sep))
 
 
-def file_kind(path: Path) -> str | None:
+def file_kind(path: str | os.PathLike[str]) -> str | None:
     """Which reader understands ``path``, from its name; None for files pins does not read."""
-    name = path.name
+    name = os.path.basename(path)
     lowered = name.lower()
     if name == "pyproject.toml":
         return "pyproject"
@@ -141,17 +159,18 @@ def file_kind(path: Path) -> str | None:
     return None
 
 
-def scan(paths: list[Path]) -> list[Pin]:
+def scan(paths: list[str] | list[os.PathLike[str]]) -> list[Pin]:
     """Every sglang requirement in ``paths``, each reported once (a file may also be included by another)."""
-    pins: dict[tuple[Path, int, str], Pin] = {}
+    pins: dict[tuple[str, int, str], Pin] = {}
     for path in paths:
         for pin in find_pins(path):
-            pins.setdefault((pin.path.resolve(), pin.line, pin.text), pin)
+            pins.setdefault((os.path.realpath(pin.path), pin.line, pin.text), pin)
     return list(pins.values())
 
 
-def find_pins(path: Path) -> list[Pin]:
-    """Every sglang requirement in ``path`` (and in files it includes with -r/-c)."""
+def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
+    """Every sglang requirement in ``given`` (and in files it includes with -r/-c)."""
+    path = os.fspath(given)
     kind = file_kind(path)
     if kind == "requirements":
         return list(_requirements_pins(path, seen=set()))
@@ -174,6 +193,8 @@ def judge(pin: Pin, verified: tuple[VerifiedRelease, ...] | None = None) -> Find
         )
     release = _verified(pin.version, verified if verified is not None else load_verified())
     if release is None:
+        from packaging.version import Version
+
         newest = max((r.version for r in load_verified()), key=Version, default="none")
         return Finding(
             pin,
@@ -187,6 +208,7 @@ def judge(pin: Pin, verified: tuple[VerifiedRelease, ...] | None = None) -> Find
 def judge_from_code(finding: Finding) -> Finding:
     """For an unknown pin: download the wheel, classify it and dry-run the patch (network)."""
     import tempfile
+    from pathlib import Path
 
     from eagle3_patch.classify import classify_install
     from eagle3_patch.errors import Eagle3PatchError
@@ -226,6 +248,12 @@ _ADVICE = {
 
 
 def _verified(version: str, table: tuple[VerifiedRelease, ...]) -> VerifiedRelease | None:
+    """The row for ``version``; spelt as the table spells it, no version parsing is needed."""
+    exact = next((r for r in table if r.version == version), None)
+    if exact is not None:
+        return exact
+    from packaging.version import InvalidVersion, Version
+
     try:
         wanted = Version(version)
     except InvalidVersion:
@@ -233,30 +261,77 @@ def _verified(version: str, table: tuple[VerifiedRelease, ...]) -> VerifiedRelea
     return next((r for r in table if Version(r.version) == wanted), None)
 
 
-def _exact_version(requirement: Requirement) -> str | None:
-    """The single release a requirement allows, or None for a range or no version."""
+class SglangRequirement(NamedTuple):
+    """A PEP 508 requirement on sglang, reduced to what the hook judges (a tuple: cheap to define)."""
+
+    #: The single release it allows, or None (a range, no version, a URL that is not a wheel).
+    version: str | None
+
+
+def parse_requirement(text: str) -> SglangRequirement | None:
+    """``text`` read as a PEP 508 requirement; None unless it is a valid one naming sglang.
+
+    The common shapes are read by one regular expression; the rest by
+    packaging's parser, imported only then (tests hold the two to the same answers).
+    """
+    if PACKAGE not in text.lower():  # every spelling of the name contains it
+        return None
+    simple = _SIMPLE_REQUIREMENT.fullmatch(text)
+    if simple is not None and _is_version(simple["version"]) and _is_plain_marker(simple["marker"]):
+        if canonical_name(simple["name"]) != PACKAGE:
+            return None
+        return SglangRequirement(simple["version"])
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return None
+    if canonical_name(requirement.name) != PACKAGE:
+        return None
     for spec in requirement.specifier:
         if spec.operator in ("==", "===") and "*" not in spec.version:
-            return spec.version
+            return SglangRequirement(spec.version)
     if requirement.url and requirement.url.endswith(".whl"):
-        return _wheel_version(requirement.url.rsplit("/", 1)[-1])
-    return None
+        return SglangRequirement(_wheel_version(requirement.url.rsplit("/", 1)[-1]))
+    return SglangRequirement(None)
+
+
+def _is_plain_marker(text: str | None) -> bool:
+    """No marker, or comparisons joined by and/or (a split inside a quoted value fails, never passes)."""
+    if text is None:
+        return True
+    return all(_MARKER_TEST.fullmatch(test) for test in _MARKER_JOIN.split(text.strip(" \t")))
+
+
+def _is_version(text: str | None) -> bool:
+    """A valid PEP 440 version (or none given); the usual normalized spellings need no parser."""
+    if text is None or _PLAIN_VERSION.fullmatch(text):
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def canonical_name(name: str) -> str:
+    """The PEP 503 normal form of a project name (``SGLang`` and ``sglang`` are one project)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _wheel_version(file_name: str) -> str | None:
+    if not file_name.lower().startswith(PACKAGE):
+        return None
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     try:
         name, version, _, _ = parse_wheel_filename(file_name)
     except InvalidWheelFilename:
         return None
     return str(version) if name == PACKAGE else None
-
-
-def _parse_requirement(text: str) -> Requirement | None:
-    try:
-        requirement = Requirement(text)
-    except InvalidRequirement:
-        return None
-    return requirement if canonicalize_name(requirement.name) == PACKAGE else None
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -274,12 +349,17 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, buffer
 
 
-def _requirements_pins(path: Path, *, seen: set[Path]) -> Iterator[Pin]:
-    real = path.resolve()
-    if real in seen or not path.is_file():
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.read()
+
+
+def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
+    real = os.path.realpath(path)
+    if real in seen or not os.path.isfile(path):
         return
     seen.add(real)
-    for number, line in _logical_lines(path.read_text(encoding="utf-8", errors="replace")):
+    for number, line in _logical_lines(_read(path)):
         line = _COMMENT.sub("", line).strip()
         if not line:
             continue
@@ -287,14 +367,14 @@ def _requirements_pins(path: Path, *, seen: set[Path]) -> Iterator[Pin]:
             yield from _requirements_option(path, number, line, seen)
             continue
         text = re.split(r"\s+-", line, maxsplit=1)[0].strip()  # drop per-line options (--hash=...)
-        requirement = _parse_requirement(text)
+        requirement = parse_requirement(text)
         if requirement is not None:
-            yield Pin(path, number, text, _exact_version(requirement), "requirements")
+            yield Pin(path, number, text, requirement.version, "requirements")
         elif text.endswith(".whl") and _wheel_version(text.rsplit("/", 1)[-1]):
             yield Pin(path, number, text, _wheel_version(text.rsplit("/", 1)[-1]), "requirements")
 
 
-def _requirements_option(path: Path, number: int, line: str, seen: set[Path]) -> Iterator[Pin]:
+def _requirements_option(path: str, number: int, line: str, seen: set[str]) -> Iterator[Pin]:
     flag, *rest = line.split(None, 1)
     argument = rest[0].strip() if rest else ""
     if flag.startswith("--") and "=" in flag:
@@ -302,13 +382,13 @@ def _requirements_option(path: Path, number: int, line: str, seen: set[Path]) ->
     elif flag[:2] in ("-r", "-c", "-e") and len(flag) > 2:
         flag, argument = flag[:2], flag[2:]
     if flag in _INCLUDE_OPTIONS and argument:
-        yield from _requirements_pins(path.parent / argument, seen=seen)
+        yield from _requirements_pins(os.path.join(os.path.dirname(path), argument), seen=seen)
     elif flag in ("-e", "--editable") and PACKAGE in argument.lower():
         yield Pin(path, number, argument, None, "requirements", note="editable install from a checkout")
 
 
-def _pyproject_pins(path: Path) -> list[Pin]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+def _pyproject_pins(path: str) -> list[Pin]:
+    text = _read(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -327,10 +407,10 @@ def _pyproject_pins(path: Path) -> list[Pin]:
     pins = []
     used: set[int] = set()
     for text_requirement in strings:
-        requirement = _parse_requirement(text_requirement)
+        requirement = parse_requirement(text_requirement)
         if requirement is not None:
             number = _line_of(lines, f'"{text_requirement}"', used) or _line_of(lines, f"'{text_requirement}'", used)
-            pins.append(Pin(path, number or 1, text_requirement, _exact_version(requirement), "pyproject"))
+            pins.append(Pin(path, number or 1, text_requirement, requirement.version, "pyproject"))
     poetry = tool.get("poetry", {})
     tables = [("tool.poetry.dependencies", poetry.get("dependencies", {}))]
     tables.append(("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {})))
@@ -339,7 +419,7 @@ def _pyproject_pins(path: Path) -> list[Pin]:
     ]
     for header, table in tables:
         for name, value in table.items():
-            if canonicalize_name(name) != PACKAGE:
+            if canonical_name(name) != PACKAGE:
                 continue
             constraint = value.get("version", "") if isinstance(value, dict) else str(value)
             version = constraint.lstrip("=").strip() if re.fullmatch(r"=*\s*\d[\w.]*", constraint) else None
@@ -356,10 +436,10 @@ def _pyproject_pins(path: Path) -> list[Pin]:
     return pins
 
 
-def _dockerfile_pins(path: Path) -> list[Pin]:
+def _dockerfile_pins(path: str) -> list[Pin]:
     variables: dict[str, tuple[str, int]] = {}
     pins = []
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = _read(path)
     lines = [(n, line) for n, line in _logical_lines(text) if not line.lstrip().startswith("#")]
     for number, line in lines:
         instruction, _, rest = line.strip().partition(" ")
@@ -381,10 +461,12 @@ def _assignments(rest: str, number: int, *, env: bool) -> dict[str, tuple[str, i
     return {name: (value, number) for name, sep, value in (w.partition("=") for w in words) if sep}
 
 
-def _run_pins(path: Path, number: int, command: str, variables: dict[str, tuple[str, int]]) -> list[Pin]:
+def _run_pins(path: str, number: int, command: str, variables: dict[str, tuple[str, int]]) -> list[Pin]:
     command = command.strip()
     used: list[str] = []
     if command.startswith("["):
+        import json
+
         try:
             words = [str(w) for w in json.loads(command)]
         except ValueError:
@@ -409,12 +491,12 @@ def _run_pins(path: Path, number: int, command: str, variables: dict[str, tuple[
                 note = "its version comes from a variable with no default here"
                 pins.append(Pin(path, number, word, None, "dockerfile", note))
                 continue
-            requirement = _parse_requirement(word)
+            requirement = parse_requirement(word)
             if requirement is None:
                 continue
             source = next((name for name in used if variables[name][0] in word), None)
             note = f"version from {source} set on line {variables[source][1]}" if source else ""
-            pins.append(Pin(path, number, word, _exact_version(requirement), "dockerfile", note))
+            pins.append(Pin(path, number, word, requirement.version, "dockerfile", note))
     return pins
 
 
@@ -445,8 +527,8 @@ def _pip_install_arguments(words: list[str]) -> Iterator[str]:
             return
 
 
-def _lock_pins(path: Path, kind: str) -> list[Pin]:
-    text = path.read_text(encoding="utf-8", errors="replace")
+def _lock_pins(path: str, kind: str) -> list[Pin]:
+    text = _read(path)
     try:
         packages = tomllib.loads(text).get("package", [])
     except tomllib.TOMLDecodeError:
@@ -461,7 +543,7 @@ def _lock_pins(path: Path, kind: str) -> list[Pin]:
             kind,
         )  # fmt: skip
         for package in packages
-        if isinstance(package, dict) and canonicalize_name(str(package.get("name", ""))) == PACKAGE
+        if isinstance(package, dict) and canonical_name(str(package.get("name", ""))) == PACKAGE
     ]
 
 

@@ -291,3 +291,40 @@ def test_blocks_from_an_older_tool_vouched_by_pip_record(runner: CliRunner, make
     assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert (models(site) / "qwen3_5.py").read_bytes() == original
+
+
+IMPORTS_AFTER = """
+import sys
+before = set(sys.modules)
+import contextlib, io
+from eagle3_patch.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    code = main(sys.argv[1:])
+imported = sorted(set(sys.modules) - before)
+print(code, *imported)
+"""
+
+
+def imported_by(*args: str, cwd: Path | None = None) -> tuple[int, set[str]]:
+    """Run one command in a fresh interpreter; the modules it imported beyond interpreter start-up."""
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORTS_AFTER, *args], capture_output=True, text=True, check=True, cwd=cwd
+    )
+    code, *imported = done.stdout.split()
+    return int(code), {name.split(".")[0] if name.startswith(("libcst", "rich")) else name for name in imported}
+
+
+def test_check_on_a_patched_install_decides_from_hashes_without_heavy_imports(site: Path) -> None:
+    assert run_cli(CliRunner(), "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    code, imported = imported_by("check", "--sglang-root", str(site))
+    assert code == EXIT_OK
+    assert not imported & {"libcst", "rich", "eagle3_patch.spec", "eagle3_patch.classify", "packaging.requirements"}
+
+
+def test_pins_reads_common_requirements_without_heavy_imports(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("sglang[all]==0.5.21 ; python_version >= '3.10'\ntorch==2.9.1\n")
+    (tmp_path / "Dockerfile").write_text('ARG V=0.5.21\nRUN pip install "sglang==${V}"\n')
+    code, imported = imported_by("pins", cwd=tmp_path)
+    assert code == EXIT_OK
+    heavy = {"libcst", "rich", "pathlib", "json", "eagle3_patch.spec", "eagle3_patch.locate", "packaging.requirements"}
+    assert not imported & heavy

@@ -68,7 +68,7 @@ def test_requirements_includes_and_editables(tmp_path: Path) -> None:
     write(tmp_path, "constraints.txt", "sglang==0.5.18\n")
     write(tmp_path, "loop.txt", "-r requirements.txt\n")
     pins_found = find_pins(top)
-    assert [(p.path.name, p.line, p.version) for p in pins_found] == [
+    assert [(Path(p.path).name, p.line, p.version) for p in pins_found] == [
         ("requirements-base.txt", 2, "0.5.17"),
         ("constraints.txt", 1, "0.5.18"),
         ("requirements.txt", 4, None),
@@ -172,7 +172,16 @@ def pin(version: str | None) -> Pin:
 
 @pytest.mark.parametrize(
     ("version", "verdict"),
-    [("0.5.21", "patch"), ("0.5.23", "native"), ("0.5.10", "unsupported"), ("0.5.99", "unknown"), (None, "unpinned")],
+    [
+        ("0.5.21", "patch"),
+        ("0.5.21.0", "patch"),  # PEP 440 equal to a row, spelt differently
+        ("v0.5.21", "patch"),
+        ("0.5.23", "native"),
+        ("0.5.10", "unsupported"),
+        ("0.5.99", "unknown"),
+        ("banana", "unknown"),
+        (None, "unpinned"),
+    ],
 )
 def test_verdicts_come_from_the_verified_table(version: str | None, verdict: str) -> None:
     assert judge(pin(version)).verdict == verdict
@@ -229,7 +238,7 @@ def test_discovery_skips_hidden_and_environment_folders(tmp_path: Path) -> None:
     for name in ("requirements.txt", "sub/Dockerfile", ".venv/lib/requirements.txt", "node_modules/x/pyproject.toml"):
         write(tmp_path, name, "")
     write(tmp_path, "README.txt", "")
-    assert [p.relative_to(tmp_path).as_posix() for p in pins.discover(tmp_path)] == [
+    assert [Path(p).relative_to(tmp_path).as_posix() for p in pins.discover(tmp_path)] == [
         "requirements.txt",
         "sub/Dockerfile",
     ]
@@ -258,3 +267,126 @@ def test_fetch_classifies_a_release_missing_from_the_table(monkeypatch: pytest.M
         finding = pins.judge_from_code(judge(pin(version), table))
         assert finding.verdict == verdict, finding
         assert finding.from_code == (verdict != "unknown")
+
+
+def packaging_reading(text: str) -> tuple[str | None] | None:
+    """What packaging's full PEP 508 parser says of ``text``: None, or (exact version,)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        return None
+    if canonicalize_name(requirement.name) != "sglang":
+        return None
+    exact = [s.version for s in requirement.specifier if s.operator in ("==", "===") and "*" not in s.version]
+    if exact:
+        return (exact[0],)
+    if requirement.url and requirement.url.endswith(".whl"):
+        return (pins._wheel_version(requirement.url.rsplit("/", 1)[-1]),)
+    return (None,)
+
+
+REQUIREMENT_CORPUS = [
+    "sglang==0.5.21",
+    "sglang",
+    "SGLang==0.5.21",
+    "sglang[all]==0.5.21",
+    "sglang[all, srt]==0.5.21",
+    "sglang [all] == 0.5.21",
+    "sglang[]==0.5.21",
+    "sglang==0.5.21 ; python_version >= '3.10'",
+    "sglang==0.5.21;python_version>='3.10'",
+    'sglang[all]==0.5.21; sys_platform == "linux" and platform_machine == "x86_64"',
+    "sglang==0.5.21 ; python_version >= '3.10' or extra == 'gpu'",
+    "sglang==0.5.21 ; 'linux' in sys_platform",
+    "sglang==0.5.21 ; sys_platform not in 'win32'",
+    "sglang==0.5.21 ; (python_version >= '3.10')",
+    "sglang==0.5.21 ; python_version >= '3.10' AND os_name == 'posix'",
+    "sglang==0.5.21 ; bogus_variable == '1'",
+    "sglang==0.5.21 ;",
+    "sglang==v0.5.21",
+    "sglang==0.5.21.post1",
+    "sglang==0.5.21.0",
+    "sglang==00.5.21",
+    "sglang==0.5.21-1",
+    "sglang==0.5.21.dev3",
+    "sglang==0.5.21a1.post2.dev3",
+    "sglang==0.5.21rc1",
+    "sglang==0.5.21RC1",
+    "sglang==1!0.5.21+cu128",
+    "sglang==0.5.*",
+    "sglang==0.5.21.*",
+    "sglang===0.5.21",
+    "sglang>=0.5.21",
+    "sglang>=0.5.11,<0.5.22",
+    "sglang~=0.5.21",
+    "sglang!=0.5.20",
+    "sglang==",
+    "sglang==banana",
+    "sglang (==0.5.21)",
+    "sglang @ https://example.invalid/sglang-0.5.21-py3-none-any.whl",
+    "sglang @ https://example.invalid/sglang-0.5.21.tar.gz",
+    "sglang @ git+https://github.com/sgl-project/sglang@v0.5.21#subdirectory=python",
+    "sglang-router==0.2.1",
+    "sglang_router==0.2.1",
+    "sglang.x==1",
+    "sgl-kernel==0.3.21",
+    "my-sglang==1",
+    "-sglang==1",
+    "sglang-==1",
+    "sglang==0.5.21 # comment",
+    "sglang==0.5.21\t",
+    "\tsglang==0.5.21",
+    "sglang[all==0.5.21",
+    "sglang[a-b.c_d]==0.5.21",
+    "sglang[-a]==0.5.21",
+    'sglang==0.5.21 ; python_version >= "3.10" and',
+    "sglang==0.5.21 ; python_version >= '3.10' andos_name == 'posix'",
+    "sglang==0.5.21 ; extras == 'x'",
+    "sglang==0.5.21 ; sys_platform == 'a and b'",
+    "sglang==0.5.21 ; sys_platform == 'a and python_version == b'",
+    "sglang==0.5.21 ;  python_version >= '3.10'  or  sys_platform=='linux'  ",
+    "sglang==0.5.21 ; python_version >= '3.10' or",
+    "torch==2.9.1",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", REQUIREMENT_CORPUS)
+def test_fast_requirement_reading_agrees_with_packaging(text: str) -> None:
+    ours = pins.parse_requirement(text)
+    assert (None if ours is None else (ours.version,)) == packaging_reading(text)
+
+
+def test_common_shapes_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shapes deployment files use must not load packaging.requirements (the hook's start-up)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "packaging.requirements", None)  # importing it now raises
+    assert pins.parse_requirement("sglang[all]==0.5.21 ; python_version >= '3.10'") == pins.SglangRequirement("0.5.21")
+    assert pins.parse_requirement("SGLang == 0.5.21") == pins.SglangRequirement("0.5.21")
+    assert pins.parse_requirement("sglang") == pins.SglangRequirement(None)
+    assert pins.parse_requirement("torch==2.9.1") is None
+    with pytest.raises(ImportError):
+        pins.parse_requirement("sglang>=0.5.11,<0.5.22")  # a range goes to packaging
+
+
+def test_fast_requirement_reading_agrees_with_packaging_on_generated_text() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(
+        ["sglang", "SGLang", "sglang-x", "[all]", "[a, b]", "[", "]", "==", "===", ">=", ",", "0.5.21", "v1",
+         ".post1", "rc1", "+cu128", ".*", " ", "\t", ";", " ; ", "python_version", "sys_platform", "extra",
+         "'3.10'", '"linux"', "'a and b'", " and ", " or ", " in ", " not in ", "(", ")", "@", "x", "-", "_", "."]
+    )  # fmt: skip
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(st.lists(pieces, max_size=9).map("".join))
+    def agree(text: str) -> None:
+        ours = pins.parse_requirement(text)
+        assert (None if ours is None else (ours.version,)) == packaging_reading(text)
+
+    agree()
