@@ -195,6 +195,33 @@ def test_no_intact_original_refuses_revert_with_reinstall_hint(runner: CliRunner
     assert snapshot(site) == before
 
 
+def test_truncated_ledger_is_named_and_the_backup_vouches_instead(runner: CliRunner, site: Path) -> None:
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    ledger = models(site) / LEDGER_NAME
+    ledger.write_bytes(ledger.read_bytes()[:40])
+    checked = run_cli(runner, "check", "--sglang-root", str(site))
+    assert checked.exit_code == EXIT_OK
+    assert f"{ledger}: unreadable ledger" in checked.stderr
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / "qwen3_5.py").read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    assert not ledger.exists()
+
+
+def test_truncated_ledger_and_backup_with_an_edit_refuse_with_the_reinstall_hint(runner: CliRunner, site: Path) -> None:
+    run_cli(runner, "apply", "--sglang-root", str(site))
+    target = models(site) / "qwen3_5.py"
+    target.write_bytes(target.read_bytes() + b"# edit\n")
+    ledger = models(site) / LEDGER_NAME
+    ledger.write_bytes(ledger.read_bytes()[:40])
+    backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
+    backup.write_bytes(backup.read_bytes()[:100])
+    before = snapshot(site)
+    result = run_cli(runner, "revert", "--force", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_DRIFT
+    assert "pip install --force-reinstall --no-deps sglang==0.5.21" in result.stderr
+    assert snapshot(site) == before
+
+
 def test_older_blocks_are_refreshed_in_place(runner: CliRunner, make_install: MakeInstall) -> None:
     site = make_install("capture_no_hook", "patched_old")
     original = FIXTURES / "capture_no_hook" / "qwen3_5.py"
