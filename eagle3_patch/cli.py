@@ -482,9 +482,9 @@ def _target_folders(install: Install) -> list[Path]:
 
 
 def _orphans(install: Install) -> bool:
-    from eagle3_patch.write import TEMP_SUFFIX
+    from eagle3_patch.write import find_orphans
 
-    return any(next(folder.glob(f".*{TEMP_SUFFIX}"), None) for folder in dict.fromkeys(_target_folders(install)))
+    return next(find_orphans(_target_folders(install)), None) is not None
 
 
 def _classify(sglang_root: str | None, python: str | None, out: Output) -> InstallReport:

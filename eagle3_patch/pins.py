@@ -16,9 +16,12 @@ import shlex
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from eagle3_patch.verified import VerifiedRelease, load_verified
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -252,13 +255,10 @@ def _verified(version: str, table: tuple[VerifiedRelease, ...]) -> VerifiedRelea
     exact = next((r for r in table if r.version == version), None)
     if exact is not None:
         return exact
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        wanted = Version(version)
-    except InvalidVersion:
+    wanted = _parsed_version(version)
+    if wanted is None:
         return None
-    return next((r for r in table if Version(r.version) == wanted), None)
+    return next((r for r in table if _parsed_version(r.version) == wanted), None)
 
 
 class SglangRequirement(NamedTuple):
@@ -293,7 +293,7 @@ def parse_requirement(text: str) -> SglangRequirement | None:
         if spec.operator in ("==", "===") and "*" not in spec.version:
             return SglangRequirement(spec.version)
     if requirement.url and requirement.url.endswith(".whl"):
-        return SglangRequirement(_wheel_version(requirement.url.rsplit("/", 1)[-1]))
+        return SglangRequirement(_wheel_version(requirement.url))
     return SglangRequirement(None)
 
 
@@ -306,15 +306,17 @@ def _is_plain_marker(text: str | None) -> bool:
 
 def _is_version(text: str | None) -> bool:
     """A valid PEP 440 version (or none given); the usual normalized spellings need no parser."""
-    if text is None or _PLAIN_VERSION.fullmatch(text):
-        return True
+    return text is None or _PLAIN_VERSION.fullmatch(text) is not None or _parsed_version(text) is not None
+
+
+def _parsed_version(text: str) -> Version | None:
+    """``text`` as a PEP 440 version (packaging.version is imported on first need), or None."""
     from packaging.version import InvalidVersion, Version
 
     try:
-        Version(text)
+        return Version(text)
     except InvalidVersion:
-        return False
-    return True
+        return None
 
 
 def canonical_name(name: str) -> str:
@@ -322,7 +324,9 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _wheel_version(file_name: str) -> str | None:
+def _wheel_version(location: str) -> str | None:
+    """The version in an sglang wheel's file name (``location``: the name, a path or a URL)."""
+    file_name = location.rsplit("/", 1)[-1]
     if not file_name.lower().startswith(PACKAGE):
         return None
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -370,8 +374,8 @@ def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
         requirement = parse_requirement(text)
         if requirement is not None:
             yield Pin(path, number, text, requirement.version, "requirements")
-        elif text.endswith(".whl") and _wheel_version(text.rsplit("/", 1)[-1]):
-            yield Pin(path, number, text, _wheel_version(text.rsplit("/", 1)[-1]), "requirements")
+        elif text.endswith(".whl") and (version := _wheel_version(text)):
+            yield Pin(path, number, text, version, "requirements")
 
 
 def _requirements_option(path: str, number: int, line: str, seen: set[str]) -> Iterator[Pin]:

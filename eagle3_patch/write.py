@@ -76,18 +76,23 @@ def install_lock(package_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S) 
         lock.release()
 
 
+def find_orphans(folders: Iterable[Path]) -> Iterator[Path]:
+    """Temp files a killed run left behind in ``folders``."""
+    for folder in dict.fromkeys(folders):
+        yield from folder.glob(f".*{TEMP_SUFFIX}")
+
+
 def sweep_orphans(folders: Iterable[Path]) -> tuple[Path, ...]:
     """Delete temp files a killed run left behind (call only while holding the lock)."""
     removed = []
-    for folder in dict.fromkeys(folders):
-        for orphan in folder.glob(f".*{TEMP_SUFFIX}"):
-            try:
-                orphan.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise _write_error(orphan, exc) from exc
-            removed.append(orphan)
+    for orphan in list(find_orphans(folders)):
+        try:
+            orphan.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise _write_error(orphan, exc) from exc
+        removed.append(orphan)
     return tuple(removed)
 
 

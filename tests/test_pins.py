@@ -284,7 +284,7 @@ def packaging_reading(text: str) -> tuple[str | None] | None:
     if exact:
         return (exact[0],)
     if requirement.url and requirement.url.endswith(".whl"):
-        return (pins._wheel_version(requirement.url.rsplit("/", 1)[-1]),)
+        return (pins._wheel_version(requirement.url),)
     return (None,)
 
 
