@@ -7,7 +7,10 @@ followed by JSON; everything else on stdout/stderr is SGLang's own logging.
 
 probe: can this interpreter import torch, see a CUDA device, and import sglang?
 run:   write the tiny checkpoints (unless the user gave their own), then run
-       sglang.Engine twice on the same prompts, greedy, without and with EAGLE-3.
+       sglang.Engine on the same prompts, greedy: by default without and with
+       EAGLE-3, or the runs the request lists. An EAGLE-3 run records capture
+       evidence inside SGLang's scheduler (capture_evidence.py, loaded there by
+       the sitecustomize.py beside this script) and returns its verdict.
 """
 
 from __future__ import annotations
@@ -55,16 +58,17 @@ def probe() -> dict[str, Any]:
     return answer
 
 
-def generate(kwargs: dict[str, Any], max_new_tokens: int) -> dict[str, Any]:
-    """One Engine: start it, warm it up, time a greedy batch, shut it down."""
+def generate(kwargs: dict[str, Any], max_new_tokens: int, prompts: dict[str, Any], warmup: bool) -> dict[str, Any]:
+    """One Engine: start it, optionally warm it up, time a greedy batch, shut it down."""
     import sglang
 
     sampling = {"temperature": 0.0, "max_new_tokens": max_new_tokens, "ignore_eos": True}
     engine = sglang.Engine(**kwargs)
     try:
-        engine.generate(prompt=list(PROMPTS), sampling_params={**sampling, "max_new_tokens": 2})
+        if warmup:
+            engine.generate(**prompts, sampling_params={**sampling, "max_new_tokens": 2})
         start = time.perf_counter()
-        outputs = engine.generate(prompt=list(PROMPTS), sampling_params=sampling)
+        outputs = engine.generate(**prompts, sampling_params=sampling)
         elapsed = time.perf_counter() - start
     finally:
         engine.shutdown()
@@ -84,7 +88,16 @@ def generate(kwargs: dict[str, Any], max_new_tokens: int) -> dict[str, Any]:
     }
 
 
+def draft_layer_ids(draft: Path) -> list[int] | None:
+    """The draft config's ``eagle_aux_hidden_state_layer_ids`` (None: SGLang's default layers)."""
+    config = json.loads((draft / "config.json").read_text(encoding="utf-8"))
+    ids = config.get("eagle_config", {}).get("eagle_aux_hidden_state_layer_ids")
+    return None if ids is None else [int(i) for i in ids]
+
+
 def run(request: dict[str, Any]) -> dict[str, Any]:
+    """Each requested run in turn; an EAGLE-3 run also returns the capture evidence."""
+    import capture_evidence
     import tiny_checkpoints
 
     target = Path(request["target"])
@@ -92,12 +105,30 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
     if request.get("write_checkpoints"):
         config = tiny_checkpoints.write_target(target, request["architecture"])
         tiny_checkpoints.write_drafter(draft, config)
-    result: dict[str, Any] = {}
-    for name in ("plain", "eagle3"):
+    runs = request.get("runs") or [
+        {"name": "plain", "kwargs": request["plain_kwargs"]},
+        {"name": "eagle3", "kwargs": request["eagle3_kwargs"], "evidence": True},
+    ]
+    prompts = {"input_ids": request["prompt_ids"]} if request.get("prompt_ids") else {"prompt": list(PROMPTS)}
+    draft_ids = draft_layer_ids(draft)
+    evidence_dir = Path(request["evidence_dir"])
+    result: dict[str, Any] = {"draft_ids": draft_ids}
+    for spec in runs:
+        name = spec["name"]
+        evidence = evidence_dir / f"{name}.evidence.jsonl" if spec.get("evidence") else None
+        if evidence is not None:
+            evidence.unlink(missing_ok=True)
+            os.environ[capture_evidence.ENV_FILE] = str(evidence)
+            os.environ[capture_evidence.ENV_DRAFT_IDS] = json.dumps(draft_ids)
         try:
-            result[name] = generate(request[f"{name}_kwargs"], request["max_new_tokens"])
+            result[name] = generate(spec["kwargs"], request["max_new_tokens"], prompts, request.get("warmup", True))
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which names the run
             result[name] = {"error": last_line(exc), "traceback": traceback.format_exc()[-4000:]}
+        finally:
+            os.environ.pop(capture_evidence.ENV_FILE, None)
+        if evidence is not None:
+            result[name]["evidence"] = capture_evidence.summarize(capture_evidence.read(evidence))
+        if "error" in result[name] and request.get("stop_on_error", True):
             break
     return result
 

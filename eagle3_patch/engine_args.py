@@ -64,20 +64,43 @@ def read_server_args(install: Install) -> ServerArgsFields:
     )
 
 
-def common_options(*, model_path: str, mem_fraction: float, multimodal: bool) -> tuple[Option, ...]:
-    """Settings for both runs: a small, deterministic, CUDA-graph-enabled engine."""
+def common_options(
+    *, model_path: str, mem_fraction: float, multimodal: bool, device: str = "cuda"
+) -> tuple[Option, ...]:
+    """Settings for both runs: a small, deterministic engine (CUDA graphs on a GPU)."""
+    on_cpu = device == "cpu"
     return (
         Option(("model_path",), model_path, True),
-        Option(("mamba_scheduler_strategy", "mamba_radix_cache_strategy"), "extra_buffer", True),
+        Option(
+            ("mamba_scheduler_strategy", "mamba_radix_cache_strategy"), "no_buffer" if on_cpu else "extra_buffer", True
+        ),
         Option(("mem_fraction_static",), mem_fraction, False),
         Option(("dtype",), "bfloat16", False),
         Option(("random_seed",), 0, False),
-        Option(("disable_cuda_graph",), False, False),
+        Option(("disable_cuda_graph",), on_cpu, False),
         Option(("cuda_graph_max_bs", "cuda_graph_max_bs_decode"), 4, False),
         Option(("max_running_requests",), 4, False),
         Option(("context_length",), 2048, False),
         Option(("log_level",), "error", False),
         *((Option(("mm_attention_backend",), "sdpa", False),) if multimodal else ()),
+        *(cpu_options() if on_cpu else ()),
+    )
+
+
+def cpu_options() -> tuple[Option, ...]:
+    """What SGLang's CPU path needs instead of the CUDA defaults.
+
+    ``extra_buffer`` asserts a GPU, so the mamba cache keeps no extra buffer;
+    triton attention (run by Triton's interpreter) is the backend that takes
+    EAGLE; the tokenizer is skipped, so prompts go in as token ids.
+    """
+    return (
+        Option(("device",), "cpu", True),
+        Option(("attention_backend",), "triton", True),
+        Option(("sampling_backend",), "pytorch", False),
+        Option(("grammar_backend",), "none", False),
+        Option(("skip_tokenizer_init",), True, True),
+        Option(("max_mamba_cache_size",), 16, False),
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 TEXT_ARCHITECTURE = "Qwen3_5ForCausalLM"
 MULTIMODAL_ARCHITECTURE = "Qwen3_5ForConditionalGeneration"
+MOE_ARCHITECTURE = "Qwen3_5MoeForConditionalGeneration"
 DRAFTER_ARCHITECTURE = "LlamaForCausalLMEagle3"
 
 SPECIAL_TOKENS = (
@@ -50,10 +51,23 @@ def layer_types(num_layers: int = NUM_LAYERS, interval: int = FULL_ATTENTION_INT
     return ["full_attention" if (i + 1) % interval == 0 else "linear_attention" for i in range(num_layers)]
 
 
-def text_config() -> dict[str, Any]:
+#: The small mixture of experts of the MoE target: 4 experts, 2 per token, one shared expert.
+MOE_SETTINGS = {
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+    "moe_intermediate_size": 128,
+    "shared_expert_intermediate_size": 128,
+    "norm_topk_prob": True,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+}
+
+
+def text_config(moe: bool = False) -> dict[str, Any]:
     head_dim = 64
     return {
-        "model_type": "qwen3_5_text",
+        "model_type": "qwen3_5_moe_text" if moe else "qwen3_5_text",
+        **(MOE_SETTINGS if moe else {}),
         "vocab_size": VOCAB_SIZE,
         "hidden_size": 256,
         "intermediate_size": 512,
@@ -107,15 +121,16 @@ def vision_config(out_hidden_size: int) -> dict[str, Any]:
 
 
 def target_config(architecture: str) -> dict[str, Any]:
-    """config.json of the tiny target: text-only, or multimodal with a minimal vision tower."""
-    text = text_config()
+    """config.json of the tiny target: text-only, or multimodal (dense or MoE) with a minimal vision tower."""
+    if architecture not in (TEXT_ARCHITECTURE, MULTIMODAL_ARCHITECTURE, MOE_ARCHITECTURE):
+        raise ValueError(f"no tiny target for {architecture}")
+    moe = architecture == MOE_ARCHITECTURE
+    text = text_config(moe)
     if architecture == TEXT_ARCHITECTURE:
         return {"architectures": [TEXT_ARCHITECTURE], **text}
-    if architecture != MULTIMODAL_ARCHITECTURE:
-        raise ValueError(f"no tiny target for {architecture}")
     return {
-        "architectures": [MULTIMODAL_ARCHITECTURE],
-        "model_type": "qwen3_5",
+        "architectures": [architecture],
+        "model_type": "qwen3_5_moe" if moe else "qwen3_5",
         "text_config": text,
         "vision_config": vision_config(text["hidden_size"]),
         "image_token_id": special_token_id("<|image_pad|>"),
@@ -200,7 +215,7 @@ def write_target(folder: Path, architecture: str, *, seed: int = 0) -> dict[str,
     config = target_config(architecture)
     _write_checkpoint(folder, config, target_tensors(config), seed=seed)
     write_tokenizer(folder)
-    if architecture == MULTIMODAL_ARCHITECTURE:
+    if architecture != TEXT_ARCHITECTURE:
         _write_json(folder / "preprocessor_config.json", _preprocessor_config(config["vision_config"]))
     return config
 
@@ -236,7 +251,6 @@ def write_tokenizer(folder: Path) -> None:
 
 def _text_tensors(text: dict[str, Any], prefix: str) -> Shapes:
     hidden = text["hidden_size"]
-    inner = text["intermediate_size"]
     head = text["head_dim"]
     key_dim = text["linear_key_head_dim"] * text["linear_num_key_heads"]
     value_dim = text["linear_value_head_dim"] * text["linear_num_value_heads"]
@@ -247,9 +261,7 @@ def _text_tensors(text: dict[str, Any], prefix: str) -> Shapes:
         layer = f"{prefix}layers.{index}."
         shapes[layer + "input_layernorm.weight"] = (hidden,)
         shapes[layer + "post_attention_layernorm.weight"] = (hidden,)
-        shapes[layer + "mlp.gate_proj.weight"] = (inner, hidden)
-        shapes[layer + "mlp.up_proj.weight"] = (inner, hidden)
-        shapes[layer + "mlp.down_proj.weight"] = (hidden, inner)
+        shapes.update(_mlp_tensors(text, layer + "mlp."))
         if kind == "linear_attention":
             attn = layer + "linear_attn."
             shapes[attn + "in_proj_qkv.weight"] = (conv_dim, hidden)
@@ -270,6 +282,29 @@ def _text_tensors(text: dict[str, Any], prefix: str) -> Shapes:
             shapes[attn + "o_proj.weight"] = (hidden, heads * head)
             shapes[attn + "q_norm.weight"] = (head,)
             shapes[attn + "k_norm.weight"] = (head,)
+    return shapes
+
+
+def _mlp_tensors(text: dict[str, Any], prefix: str) -> Shapes:
+    """A dense MLP, or routed experts with a gated shared expert (Qwen3.5 MoE's names)."""
+    hidden = text["hidden_size"]
+    if "num_experts" not in text:
+        inner = text["intermediate_size"]
+        return {
+            prefix + "gate_proj.weight": (inner, hidden),
+            prefix + "up_proj.weight": (inner, hidden),
+            prefix + "down_proj.weight": (hidden, inner),
+        }
+    inner, shared = text["moe_intermediate_size"], text["shared_expert_intermediate_size"]
+    shapes: Shapes = {prefix + "gate.weight": (text["num_experts"], hidden)}
+    for expert in range(text["num_experts"]):
+        shapes[f"{prefix}experts.{expert}.gate_proj.weight"] = (inner, hidden)
+        shapes[f"{prefix}experts.{expert}.up_proj.weight"] = (inner, hidden)
+        shapes[f"{prefix}experts.{expert}.down_proj.weight"] = (hidden, inner)
+    shapes[prefix + "shared_expert.gate_proj.weight"] = (shared, hidden)
+    shapes[prefix + "shared_expert.up_proj.weight"] = (shared, hidden)
+    shapes[prefix + "shared_expert.down_proj.weight"] = (hidden, shared)
+    shapes[prefix + "shared_expert_gate.weight"] = (1, hidden)
     return shapes
 
 

@@ -150,9 +150,7 @@ def run_cuda_level(report: InstallReport, cuda: CudaRequest) -> Level:
     try:
         scripts = folder / "scripts"
         scripts.mkdir()
-        # The child imports nothing from eagle3_patch: it gets these two files beside it.
-        for name in ("_cuda_run.py", "tiny_checkpoints.py"):
-            shutil.copyfile(Path(__file__).with_name(name), scripts / name)
+        copy_child_scripts(scripts)
         probe = _child(cuda.python, [str(scripts / "_cuda_run.py"), "probe"], timeout=300)
         reason = _cannot_run(probe, report)
         if reason:
@@ -176,6 +174,7 @@ def run_cuda_level(report: InstallReport, cuda: CudaRequest) -> Level:
             "plain_kwargs": plain,
             "eagle3_kwargs": eagle3,
             "max_new_tokens": cuda.max_new_tokens,
+            "evidence_dir": str(folder),
             "env": SPEC_ENV,
         }
         (folder / "request.json").write_text(json.dumps(request), encoding="utf-8")
@@ -183,11 +182,32 @@ def run_cuda_level(report: InstallReport, cuda: CudaRequest) -> Level:
             cuda.python,
             [str(scripts / "_cuda_run.py"), "run", str(folder / "request.json")],
             timeout=_CHILD_TIMEOUT_S,
-            env=SPEC_ENV,
+            env={**SPEC_ENV, "PYTHONPATH": _with_path(str(scripts))},
         )
         return _judge_runs(result, architecture if cuda.target is None else str(target))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+#: What the child needs beside it; it imports nothing from eagle3_patch.
+CHILD_FILES = {
+    "_cuda_run.py": "_cuda_run.py",
+    "tiny_checkpoints.py": "tiny_checkpoints.py",
+    "capture_evidence.py": "capture_evidence.py",
+    # Loads the evidence recorder into the scheduler processes SGLang spawns.
+    "_sitecustomize.py": "sitecustomize.py",
+}
+
+
+def copy_child_scripts(folder: Path) -> None:
+    """Lay out the child script and its helpers in ``folder`` (also used by scripts/runtime_proof.py)."""
+    for source, name in CHILD_FILES.items():
+        shutil.copyfile(Path(__file__).with_name(source), folder / name)
+
+
+def _with_path(folder: str) -> str:
+    existing = os.environ.get("PYTHONPATH")
+    return folder if not existing else folder + os.pathsep + existing
 
 
 def _after(previous: Level, run: Callable[[], Level]) -> Level:
@@ -544,15 +564,24 @@ def _judge_runs(result: dict[str, Any], what: str) -> Level:
             reason = run["error"] if run else "did not run"
             return Level("cuda", FAILED, f"serving {what} {label} failed: {reason}")
     plain, eagle3 = result["plain"], result["eagle3"]
+    evidence = eagle3.get("evidence", {})
+    if evidence.get("capture") != "passed":
+        problems = "; ".join(evidence.get("problems", ["no capture evidence was recorded"]))
+        return Level("cuda", FAILED, f"capture evidence failed: {problems}")
     if eagle3.get("accept_length") is None:
         return Level("cuda", FAILED, "the EAGLE-3 run reported no mean accept length")
-    for index, (expected, got) in enumerate(zip(plain["tokens"], eagle3["tokens"], strict=False)):
-        if expected != got:
+    if not plain["tokens"] or len(plain["tokens"]) != len(eagle3["tokens"]):
+        return Level(
+            "cuda", FAILED, f"{len(eagle3['tokens'])} EAGLE-3 outputs for {len(plain['tokens'])} prompts served plainly"
+        )
+    for index, (expected, got) in enumerate(zip(plain["tokens"], eagle3["tokens"], strict=True)):
+        if not expected or expected != got:
             position = next((i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b), len(expected))
             return Level("cuda", FAILED, f"prompt {index}: EAGLE-3 tokens differ from greedy from position {position}")
     return Level(
         "cuda",
         PASSED,
-        f"{what}: tokens equal with and without EAGLE-3; mean accept length {eagle3['accept_length']:.2f}; "
+        f"{what}: layers {evidence['flagged_layers']} captured bit for bit and fed to the drafter; "
+        f"tokens equal with and without EAGLE-3; mean accept length {eagle3['accept_length']:.2f}; "
         f"decode {plain['tokens_per_second']:.1f} tok/s plain, {eagle3['tokens_per_second']:.1f} tok/s EAGLE-3",
     )

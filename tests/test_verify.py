@@ -158,8 +158,12 @@ def test_reasons_the_cuda_level_cannot_run(make_install: MakeInstall, probe: dic
     assert reason in verify_module._cannot_run(probe, report)
 
 
-def _run(tokens: list[list[int]], accept: float | None = None) -> dict:
-    return {"tokens": tokens, "seconds": 0.5, "tokens_per_second": 64.0, "accept_length": accept}
+_CAPTURED = {"capture": "passed", "flagged_layers": [2, 4, 6], "problems": []}
+
+
+def _run(tokens: list[list[int]], accept: float | None = None, evidence: dict | None = None) -> dict:
+    run = {"tokens": tokens, "seconds": 0.5, "tokens_per_second": 64.0, "accept_length": accept}
+    return {**run, "evidence": evidence or _CAPTURED}
 
 
 @pytest.mark.parametrize(
@@ -178,6 +182,17 @@ def _run(tokens: list[list[int]], accept: float | None = None) -> dict:
             "with EAGLE-3 failed: ValueError: too many values to unpack",
         ),
         ({"child_error": "gave no answer within 1800 s"}, FAILED, "gave no answer"),
+        (
+            {
+                "plain": _run([[1]]),
+                "eagle3": _run([[1]], 1.0, {"capture": "failed", "problems": ["flagged layers [1, 3, 5]"]}),
+            },
+            FAILED,
+            "capture evidence failed: flagged layers [1, 3, 5]",
+        ),
+        ({"plain": _run([[1, 2], [3, 4]]), "eagle3": _run([[1, 2]], 2.0)}, FAILED, "1 EAGLE-3 outputs for 2"),
+        ({"plain": _run([]), "eagle3": _run([], 2.0)}, FAILED, "0 EAGLE-3 outputs for 0"),
+        ({"plain": _run([[]]), "eagle3": _run([[]], 2.0)}, FAILED, "prompt 0: EAGLE-3 tokens differ"),
     ],
 )
 def test_judging_the_two_runs(result: dict, status: str, detail: str) -> None:
@@ -208,8 +223,7 @@ def test_child_run_writes_checkpoints_and_reports_a_failed_engine(tmp_path: Path
     needs("tokenizers")
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    for name in ("_cuda_run.py", "tiny_checkpoints.py"):
-        (scripts / name).write_bytes(Path(verify_module.__file__).with_name(name).read_bytes())
+    verify_module.copy_child_scripts(scripts)
     request = {
         "architecture": "Qwen3_5ForCausalLM",
         "target": str(tmp_path / "target"),
@@ -218,6 +232,7 @@ def test_child_run_writes_checkpoints_and_reports_a_failed_engine(tmp_path: Path
         "plain_kwargs": {"model_path": str(tmp_path / "target")},
         "eagle3_kwargs": {"model_path": str(tmp_path / "target")},
         "max_new_tokens": 4,
+        "evidence_dir": str(tmp_path),
         "env": {"SGLANG_ENABLE_SPEC_V2": "1"},
     }
     (tmp_path / "request.json").write_text(json.dumps(request))

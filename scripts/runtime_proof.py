@@ -1,0 +1,473 @@
+#!/usr/bin/env python3
+"""Prove EAGLE-3 capture on the real SGLang, on this CPU: unpatched fails, patched captures.
+
+    python scripts/runtime_proof.py --sglang 0.5.21 --json
+
+For one SGLang release this script
+
+1. builds (once) a runtime environment under ``$EAGLE3_PATCH_RUNTIME_CACHE``
+   (default ``~/.cache/eagle3-patch/runtime``)/<version>: a venv with that
+   release and its ``Requires-Dist`` for CPU (the exclusions below, each with its
+   reason), plus eagle3-patch from this checkout;
+2. writes tiny Qwen3.5 targets and an EAGLE-3 drafter with the project's own
+   writer (real safetensors weights);
+3. serves each target with EAGLE-3 through ``sglang.Engine`` unpatched, then
+   after ``eagle3-patch apply``, recording capture evidence inside SGLang's
+   scheduler process (``eagle3_patch/capture_evidence.py``), and decodes with and
+   without EAGLE-3 to compare tokens;
+4. runs ``eagle3-patch revert`` and compares the files with the wheel's RECORD.
+
+The child process is the same ``_cuda_run.py`` that ``eagle3-patch verify
+--cuda`` runs, with the same checkpoint writer and Engine arguments; what SGLang
+needs on a CPU and not on CUDA lives in ``scripts/cpu_workarounds.py``.
+
+Progress and a short summary go to stderr; ``--json`` prints one JSON object last
+on stdout. Exit status: 0 when every target that ran met the proof, 1 otherwise,
+2 when the environment could not be built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from eagle3_patch import tiny_checkpoints  # noqa: E402
+from eagle3_patch.engine_args import (  # noqa: E402
+    common_options,
+    eagle3_options,
+    engine_kwargs,
+    read_server_args,
+)
+from eagle3_patch.locate import locate_root  # noqa: E402
+
+sys.path.insert(0, str(REPO / "scripts"))
+import cpu_workarounds  # noqa: E402
+
+RESULT_TAG = "EAGLE3-PATCH-RESULT "
+#: Prompts as token ids: the Engine runs with skip_tokenizer_init on a CPU.
+PROMPT_IDS = [[84, 104, 101, 32, 99, 97, 112, 105, 116, 97, 108], [100, 101, 102, 32, 102, 105, 98, 40]]
+TARGETS = (
+    tiny_checkpoints.TEXT_ARCHITECTURE,
+    tiny_checkpoints.MULTIMODAL_ARCHITECTURE,
+    tiny_checkpoints.MOE_ARCHITECTURE,
+)
+#: Ways to break our hook on purpose after apply, to show that the proof can fail.
+SABOTAGE = {
+    # Draft id i captured as layer i instead of i + 1.
+    "shift0": ("[layer_id + 1 for layer_id in layer_ids]", "[layer_id for layer_id in layer_ids]"),
+    # One asked-for layer left unflagged.
+    "drop-one": ("for layer_id in layer_ids:\n", "for layer_id in layer_ids[1:]:\n"),
+}
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[runtime-proof] {message}\n")
+    sys.stderr.flush()
+
+
+# --- the runtime environment --------------------------------------------------
+
+
+def cache_root() -> Path:
+    configured = os.environ.get("EAGLE3_PATCH_RUNTIME_CACHE")
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "eagle3-patch" / "runtime"
+
+
+def download_wheel(version: str, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    found = sorted(folder.glob(f"sglang-{version}-*.whl"))
+    if found:
+        return found[0]
+    log(f"downloading sglang {version} (wheel only)")
+    run_logged([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(folder), f"sglang=={version}"])
+    found = sorted(folder.glob(f"sglang-{version}-*.whl"))
+    if not found:
+        raise SystemExit(f"pip downloaded no sglang {version} wheel into {folder}")
+    return found[0]
+
+
+def wheel_metadata(wheel: Path) -> tuple[list[str], dict[str, str]]:
+    """The wheel's Requires-Dist lines and the sha256 of every file in its RECORD."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        record = next(n for n in names if n.endswith(".dist-info/RECORD"))
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in archive.read(meta).decode("utf-8").splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+        hashes: dict[str, str] = {}
+        for row in csv.reader(io.StringIO(archive.read(record).decode("utf-8"))):
+            if len(row) >= 2 and row[1].startswith("sha256="):
+                digest = base64.urlsafe_b64decode(row[1][len("sha256=") :] + "==").hex()
+                hashes[row[0]] = digest
+    return requires, hashes
+
+
+def runtime_requirements(requires: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """Requires-Dist for this machine, less the exclusions, plus the pins the CPU path needs."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    kept: list[str] = []
+    excluded: list[dict[str, str]] = []
+    for line in requires:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        reason = cpu_workarounds.EXCLUDED_REQUIREMENTS.get(canonicalize_name(requirement.name))
+        if reason:
+            excluded.append({"requirement": line, "reason": reason})
+            continue
+        kept.append(line)
+    kept.extend(cpu_workarounds.ADDED_REQUIREMENTS)
+    return kept, excluded
+
+
+def build_runtime(version: str, root: Path) -> dict[str, Any]:
+    """The venv for ``version``, built once and reused while its requirements are unchanged."""
+    wheel = download_wheel(version, root / "wheel")
+    requires, _ = wheel_metadata(wheel)
+    requirements, excluded = runtime_requirements(requires)
+    wanted = {"sglang": version, "wheel": wheel.name, "requirements": requirements}
+    venv = root / "venv"
+    python = venv / "bin" / "python"
+    ready = root / "ready.json"
+    if ready.exists() and json.loads(ready.read_text(encoding="utf-8")).get("wanted") == wanted and python.exists():
+        log(f"reusing the runtime environment in {venv}")
+    else:
+        started = time.monotonic()
+        ready.unlink(missing_ok=True)
+        if venv.exists():
+            shutil.rmtree(venv)
+        log(f"building the runtime environment in {venv} (the first run takes minutes)")
+        run_logged([sys.executable, "-m", "venv", str(venv)])
+        log(f"installing {wheel.name} without dependencies")
+        run_logged([str(python), "-m", "pip", "install", "--no-deps", str(wheel)])
+        for item in excluded:
+            log(f"not installing {item['requirement']}: {item['reason']}")
+        log(f"installing {len(requirements)} requirements of sglang {version} (downloads about 2 GB)")
+        (root / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        run_logged([str(python), "-m", "pip", "install", "-r", str(root / "requirements.txt")], progress=True)
+        ready.write_text(
+            json.dumps({"wanted": wanted, "seconds": round(time.monotonic() - started, 1)}, indent=2),
+            encoding="utf-8",
+        )
+    install_self(python, root)
+    return {"python": python, "wheel": wheel, "excluded": excluded}
+
+
+def install_self(python: Path, root: Path) -> None:
+    """eagle3-patch from this checkout, reinstalled when its sources change."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "eagle3_patch").rglob("*.py")) + sorted((REPO / "anchors").glob("*")):
+        digest.update(path.name.encode() + path.read_bytes())
+    stamp = root / "eagle3-patch.sha256"
+    if stamp.exists() and stamp.read_text(encoding="utf-8") == digest.hexdigest():
+        return
+    log("installing eagle3-patch from this checkout into the runtime environment")
+    build = root / "self-build"
+    shutil.rmtree(build, ignore_errors=True)
+    shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info", "build", "__pycache__"))
+    run_logged([str(python), "-m", "pip", "install", "--force-reinstall", "--no-deps", str(build)])
+    run_logged([str(python), "-m", "pip", "install", "libcst>=1.1", "click>=8.1", "rich>=13", "filelock>=4.0"])
+    shutil.rmtree(build, ignore_errors=True)
+    stamp.write_text(digest.hexdigest(), encoding="utf-8")
+
+
+def run_logged(command: list[str], *, progress: bool = False) -> None:
+    """Run a set-up command; with ``progress``, echo what pip downloads and installs."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        tail = [*tail[-40:], line.rstrip()]
+        if progress and line.startswith(("Collecting", "Downloading", "Installing", "Successfully")):
+            log("  " + line.strip()[:160])
+    if process.wait() != 0:
+        sys.stderr.write("\n".join(tail) + "\n")
+        raise SystemExit(f"command failed ({process.returncode}): {' '.join(command[:6])} ...")
+
+
+# --- runs ------------------------------------------------------------------------
+
+
+def eagle3_patch(python: Path, *args: str) -> dict[str, Any]:
+    """``eagle3-patch`` as installed in the runtime environment, on its own sglang."""
+    command = [str(python), "-m", "eagle3_patch", *args, "--python", str(python), "--json"]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        payload: dict[str, Any] = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        payload = {"stdout": completed.stdout[-2000:], "stderr": completed.stderr[-2000:]}
+    payload["exit_code"] = completed.returncode
+    return payload
+
+
+def child_folder(work: Path) -> Path:
+    """The child script and what it imports, as ``verify --cuda`` lays them out."""
+    scripts = work / "child"
+    shutil.rmtree(scripts, ignore_errors=True)
+    scripts.mkdir(parents=True)
+    package = REPO / "eagle3_patch"
+    for name in ("_cuda_run.py", "tiny_checkpoints.py", "capture_evidence.py"):
+        shutil.copyfile(package / name, scripts / name)
+    shutil.copyfile(package / "_sitecustomize.py", scripts / "sitecustomize.py")
+    return scripts
+
+
+def run_child(python: Path, scripts: Path, request: dict[str, Any], work: Path, name: str) -> dict[str, Any]:
+    request_path = work / f"{name}.request.json"
+    request_path.write_text(json.dumps(request, indent=2), encoding="utf-8")
+    env = {
+        **os.environ,
+        **request.get("env", {}),
+        "PYTHONPATH": str(scripts),
+        "EAGLE3_PATCH_CPU_WORKAROUNDS": str(REPO / "scripts"),
+    }
+    log_path = work / f"{name}.log"
+    started = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as output:
+        completed = subprocess.run(
+            [str(python), str(scripts / "_cuda_run.py"), "run", str(request_path)],
+            stdout=subprocess.PIPE,
+            stderr=output,
+            text=True,
+            env=env,
+            check=False,
+            timeout=1800,
+        )
+    answers = [line[len(RESULT_TAG) :] for line in completed.stdout.splitlines() if line.startswith(RESULT_TAG)]
+    if not answers:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
+        return {"child_error": f"exit {completed.returncode}: {tail[0]}", "log": str(log_path)}
+    result: dict[str, Any] = json.loads(answers[-1])
+    result["seconds"] = round(time.monotonic() - started, 1)
+    result["log"] = str(log_path)
+    return result
+
+
+def release_targets(models_dir: Path) -> set[str]:
+    """Which of our tiny targets' classes this release defines (read as text, never imported)."""
+    found = set()
+    for name, architecture in (
+        ("qwen3_5_text.py", tiny_checkpoints.TEXT_ARCHITECTURE),
+        ("qwen3_5.py", tiny_checkpoints.MULTIMODAL_ARCHITECTURE),
+        ("qwen3_5.py", tiny_checkpoints.MOE_ARCHITECTURE),
+    ):
+        path = models_dir / name
+        if path.exists() and f"class {architecture}(" in path.read_text(encoding="utf-8", errors="replace"):
+            found.add(architecture)
+    return found
+
+
+def first_error(result: dict[str, Any], name: str) -> str:
+    if "child_error" in result:
+        return str(result["child_error"])
+    run = result.get(name)
+    return str(run["error"]) if run and "error" in run else ""
+
+
+def compare_decode(plain: dict[str, Any], eagle3: dict[str, Any]) -> tuple[str, str]:
+    """token-identical, or where the first prompt differs; counts must match."""
+    expected, got = plain.get("tokens") or [], eagle3.get("tokens") or []
+    if not expected or len(expected) != len(got):
+        return "differs", f"{len(got)} EAGLE-3 outputs for {len(expected)} plain ones"
+    for index, (a, b) in enumerate(zip(expected, got, strict=True)):
+        if not a or a != b:
+            position = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+            return "differs", f"prompt {index} differs from token {position}"
+    return "token-identical", f"{len(expected)} prompts x {len(expected[0])} tokens equal"
+
+
+def models_hashes(models_dir: Path, wheel_hashes: dict[str, str]) -> tuple[bool, list[str]]:
+    """Do the model files we may touch hash to what the wheel's RECORD says?"""
+    differ = []
+    for name in ("qwen3_5.py", "qwen3_5_text.py"):
+        key = f"sglang/srt/models/{name}"
+        if key not in wheel_hashes:
+            continue
+        path = models_dir / name
+        if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != wheel_hashes[key]:
+            differ.append(name)
+    return not differ, differ
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sglang", required=True, help="SGLang release, e.g. 0.5.21")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument("--no-decode", action="store_true", help="capture evidence only, no token comparison")
+    parser.add_argument("--sabotage", choices=sorted(SABOTAGE), help="break our hook after apply (the proof must fail)")
+    args = parser.parse_args(argv)
+
+    root = cache_root() / args.sglang
+    started = time.monotonic()
+    try:
+        runtime = build_runtime(args.sglang, root)
+    except SystemExit as exc:
+        log(f"cannot build the runtime environment: {exc}")
+        return 2
+    python: Path = runtime["python"]
+    _, wheel_hashes = wheel_metadata(runtime["wheel"])
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    install = locate_root(site, found_by="runtime proof")
+    work = root / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    scripts = child_folder(work)
+
+    # Start from the wheel's bytes, whatever an interrupted earlier run left.
+    if not models_hashes(install.models_dir, wheel_hashes)[0]:
+        log("model files differ from the wheel: reverting first")
+        eagle3_patch(python, "revert")
+
+    state = eagle3_patch(python, "check")
+    mode = {0: "native", 1: "patch"}.get(state["exit_code"], "unsupported")
+    server_args = read_server_args(install)
+    targets = [t for t in args.targets if t in release_targets(install.models_dir)]
+    skipped = [t for t in args.targets if t not in targets]
+    results: dict[str, dict[str, Any]] = {
+        t: {"architecture": t, "unpatched": {}, "patched": {"capture": "not-run", "decode": "not-run"}} for t in targets
+    }
+    requests: dict[str, dict[str, Any]] = {}
+    for target in targets:
+        folder = work / target
+        multimodal = target != tiny_checkpoints.TEXT_ARCHITECTURE
+        options = common_options(
+            model_path=str(folder / "target"), mem_fraction=0.3, multimodal=multimodal, device="cpu"
+        )
+        requests[target] = {
+            "architecture": target,
+            "target": str(folder / "target"),
+            "draft": str(folder / "draft"),
+            "write_checkpoints": True,
+            "prompt_ids": PROMPT_IDS,
+            "max_new_tokens": args.max_new_tokens,
+            "warmup": False,
+            "evidence_dir": str(folder),
+            "env": cpu_workarounds.ENGINE_ENV,
+            "plain": engine_kwargs(server_args, options),
+            "eagle3": engine_kwargs(server_args, options + eagle3_options(draft_path=str(folder / "draft"))),
+        }
+
+    log(f"sglang {args.sglang}: {mode}; targets {', '.join(targets)}")
+    for target in targets:
+        request = {
+            **requests[target],
+            "runs": [{"name": "eagle3", "kwargs": requests[target]["eagle3"], "evidence": True}],
+        }
+        log(f"{target}: EAGLE-3 on the unpatched install")
+        result = run_child(python, scripts, request, work, f"{target}.unpatched")
+        error = first_error(result, "eagle3")
+        evidence = result.get("eagle3", {}).get("evidence", {})
+        failed = bool(error) or evidence.get("capture") != "passed"
+        results[target]["unpatched"] = {
+            "status": "failed" if failed else "passed",
+            "error": error or "; ".join(evidence.get("problems", [])),
+        }
+        log(f"  {results[target]['unpatched']['status']}: {results[target]['unpatched']['error'][:200]}")
+
+    applied = eagle3_patch(python, "apply") if mode == "patch" else {"exit_code": 0, "skipped": mode}
+    log(f"eagle3-patch apply: exit {applied['exit_code']}")
+    patched_bytes: dict[Path, bytes] = {}
+    if args.sabotage:
+        old, new = SABOTAGE[args.sabotage]
+        for name in ("qwen3_5.py", "qwen3_5_text.py"):
+            path = install.models_dir / name
+            if path.exists() and old.encode() in path.read_bytes():
+                patched_bytes[path] = path.read_bytes()
+                path.write_bytes(patched_bytes[path].replace(old.encode(), new.encode()))
+                log(f"sabotage {args.sabotage}: {name}")
+
+    for target in targets:
+        runs = [{"name": "eagle3", "kwargs": requests[target]["eagle3"], "evidence": True}]
+        if not args.no_decode:
+            runs.append({"name": "plain", "kwargs": requests[target]["plain"]})
+        request = {**requests[target], "runs": runs, "write_checkpoints": False}
+        log(f"{target}: EAGLE-3 after apply{'' if args.no_decode else ', then plain greedy'}")
+        result = run_child(python, scripts, request, work, f"{target}.patched")
+        results[target]["patched"] = judge_patched(result, decode=not args.no_decode)
+        patched = results[target]["patched"]
+        log(f"  capture {patched['capture']}, decode {patched['decode']}: {patched['detail'][:300]}")
+
+    for path, data in patched_bytes.items():
+        path.write_bytes(data)
+    reverted = eagle3_patch(python, "revert") if mode == "patch" else {"exit_code": 0}
+    identical, differ = models_hashes(install.models_dir, wheel_hashes)
+    log(f"eagle3-patch revert: exit {reverted['exit_code']}; files equal the wheel's: {identical} {differ or ''}")
+
+    payload = {
+        "sglang": args.sglang,
+        "device": "cpu",
+        "mode": mode,
+        "revert_byte_identical": identical,
+        "targets": [results[t] for t in targets],
+        "not_run": [{"architecture": t, "reason": f"sglang {args.sglang} has no {t}"} for t in skipped],
+        "workarounds": cpu_workarounds.describe(runtime["excluded"]),
+        "seconds": round(time.monotonic() - started, 1),
+        "sabotage": args.sabotage,
+    }
+    proven = identical and all(
+        r["patched"]["capture"] == "passed" and (mode == "native" or r["unpatched"]["status"] == "failed")
+        for r in payload["targets"]
+    )
+    log(f"{'PROVEN' if proven else 'NOT PROVEN'} in {payload['seconds']} s")
+    if args.json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    return 0 if proven else 1
+
+
+def judge_patched(result: dict[str, Any], *, decode: bool) -> dict[str, Any]:
+    eagle3 = result.get("eagle3", {})
+    evidence = eagle3.get("evidence", {})
+    error = first_error(result, "eagle3")
+    verdict: dict[str, Any] = {
+        "capture": evidence.get("capture", "failed") if evidence else "failed",
+        "flagged_layers": evidence.get("flagged_layers", []),
+        "expected_layers": evidence.get("expected_layers"),
+        "aux_equals_layer_outputs": evidence.get("aux_equals_layer_outputs", False),
+        "draft_consumed": evidence.get("draft_consumed", False),
+        "draft_rows_from_target_aux": evidence.get("draft_rows_from_target_aux", False),
+        "decode": "not-run",
+        "accept_length": eagle3.get("accept_length"),
+        "detail": "; ".join([error, *evidence.get("problems", [])]).strip("; "),
+        "seconds": result.get("seconds"),
+    }
+    if decode and not error:
+        plain_error = first_error(result, "plain")
+        if plain_error:
+            verdict["detail"] = f"plain run failed: {plain_error}"
+        else:
+            verdict["decode"], detail = compare_decode(result["plain"], eagle3)
+            verdict["detail"] = "; ".join(filter(None, [verdict["detail"], detail]))
+    return verdict
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

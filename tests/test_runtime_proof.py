@@ -1,0 +1,96 @@
+"""The real SGLang, run on this CPU: unpatched EAGLE-3 fails, patched captures, revert restores.
+
+These tests run ``scripts/runtime_proof.py``, which builds (once, then reuses) a
+venv with a real SGLang release and its dependencies under
+``~/.cache/eagle3-patch/runtime`` (about 6 GB; minutes the first time). They run
+where ``EAGLE3_PATCH_RUNTIME=1`` is set, as CI does; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = [
+    pytest.mark.runtime,
+    pytest.mark.skipif(
+        os.environ.get("EAGLE3_PATCH_RUNTIME") != "1",
+        reason="set EAGLE3_PATCH_RUNTIME=1 to run real SGLang on this CPU (builds a 6 GB venv once)",
+    ),
+]
+
+RELEASE = "0.5.21"
+TEXT = "Qwen3_5ForCausalLM"
+DENSE = "Qwen3_5ForConditionalGeneration"
+
+
+def proof(*args: str) -> tuple[int, dict[str, Any]]:
+    completed = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "runtime_proof.py"), "--json", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=3600,
+    )
+    sys.stderr.write(completed.stderr[-6000:])
+    lines = completed.stdout.strip().splitlines()
+    assert lines, f"no JSON on stdout (exit {completed.returncode}): {completed.stderr[-2000:]}"
+    return completed.returncode, json.loads(lines[-1])
+
+
+@pytest.fixture(scope="module")
+def proven() -> tuple[int, dict[str, Any]]:
+    return proof("--sglang", RELEASE)
+
+
+def by_architecture(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["architecture"]: t for t in payload["targets"]}
+
+
+def test_header_and_revert(proven: tuple[int, dict[str, Any]]) -> None:
+    _, payload = proven
+    assert payload["sglang"] == RELEASE and payload["device"] == "cpu" and payload["mode"] == "patch"
+    assert payload["revert_byte_identical"] is True
+    assert payload["workarounds"] and all(w["name"] and w["reason"] for w in payload["workarounds"])
+
+
+@pytest.mark.parametrize("architecture", [TEXT, DENSE])
+def test_unpatched_fails_and_patched_captures(proven: tuple[int, dict[str, Any]], architecture: str) -> None:
+    _, payload = proven
+    target = by_architecture(payload)[architecture]
+    assert target["unpatched"]["status"] == "failed"
+    assert "set_eagle3_layers_to_capture" in target["unpatched"]["error"]
+    patched = target["patched"]
+    assert patched["capture"] == "passed", patched["detail"]
+    # The drafter asks for ids [1, 3, 5]: SGLang's +1 makes them decoder layers 2, 4 and 6.
+    assert patched["flagged_layers"] == [2, 4, 6] == patched["expected_layers"]
+    assert patched["aux_equals_layer_outputs"] is True
+    assert patched["draft_consumed"] is True
+
+
+@pytest.mark.parametrize("architecture", [TEXT, DENSE])
+def test_speculative_decode_is_token_identical(proven: tuple[int, dict[str, Any]], architecture: str) -> None:
+    patched = by_architecture(proven[1])[architecture]["patched"]
+    assert patched["decode"] == "token-identical", patched["detail"]
+    assert patched["accept_length"] is not None and patched["accept_length"] >= 1.0
+
+
+@pytest.mark.parametrize(
+    ("sabotage", "broken"),
+    [("shift0", "aux_equals_layer_outputs"), ("drop-one", "draft_consumed")],
+)
+def test_a_wrong_hook_fails_the_proof(sabotage: str, broken: str) -> None:
+    """Our hook broken on purpose after apply: the evidence must say so."""
+    code, payload = proof("--sglang", RELEASE, "--targets", TEXT, "--no-decode", "--sabotage", sabotage)
+    patched = by_architecture(payload)[TEXT]["patched"]
+    assert code == 1
+    assert patched["capture"] == "failed"
+    assert patched[broken] is False
+    assert payload["revert_byte_identical"] is True
