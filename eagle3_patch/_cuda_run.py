@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -25,6 +26,22 @@ from typing import Any
 
 RESULT_TAG = "EAGLE3-PATCH-RESULT "
 PROMPTS = ("The capital of France is", "def fibonacci(n):")
+
+
+#: A traceback's closing line: ``Name: message``, the name ending in Error, Exception or Exit.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)(?::.*)?$")
+
+
+def last_exception(log: str) -> str:
+    """The last exception line in a log, else its last non-empty line.
+
+    When SGLang's scheduler fails during start-up it sends SIGQUIT to the process
+    that started the Engine, whose handler kills that process: the child can
+    then print no result, and the reason is only in the log.
+    """
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return (found or lines or ["no output"])[-1]
 
 
 def emit(payload: dict[str, Any]) -> None:

@@ -4,9 +4,11 @@ Runs inside the process that runs the model (SGLang's scheduler), loaded there b
 the ``sitecustomize.py`` shipped beside it when ``EAGLE3_PATCH_EVIDENCE`` names a
 file. It changes nothing SGLang computes: it only adds torch forward hooks.
 
-- A global forward pre-hook finds the target (the first ``sglang.srt.models``
-  module with a logits processor and a decoder) and the EAGLE-3 drafter (a module
-  whose class name ends in ``Eagle3``) the first time each runs.
+- A global forward pre-hook finds the target's decoder (an ``sglang.srt.models``
+  module with ``layers`` and ``embed_tokens``), the EAGLE-3 drafter's model (the
+  module of an ``*eagle*`` file that owns ``fc``) and the logits processors the
+  first time each runs. (SGLang calls the top-level models' ``forward`` directly,
+  so hooks never fire on them; their parts are called as modules.)
 - On the target's decoder it records, per forward, the residual stream entering
   each decoder layer, as that layer's ``input_layernorm`` sees it: called with one
   tensor, that tensor is the stream; called as ``norm(x, residual)``, the stream
@@ -58,8 +60,8 @@ class Recorder:
         self.path = path
         self.draft_ids = draft_ids
         self.handle: Any = None
-        self.target: Any = None
         self.decoder: Any = None
+        self.logits_processors: set[int] = set()
         self.drafter: Any = None
         self.streams: dict[int, Any] = {}
         self.recent_aux: list[Any] = []
@@ -68,30 +70,29 @@ class Recorder:
     # --- discovery -------------------------------------------------------
 
     def discover(self, module: Any, args: Any) -> None:
-        if self.drafter is None and type(module).__name__.endswith("Eagle3"):
+        # SGLang's model runner calls the top-level models' .forward directly (no hooks
+        # fire there), but they call their parts as modules: look for those parts.
+        if self.drafter is None and _is_drafter(module):
             self._attach_drafter(module)
-        elif self.target is None and _is_target(module):
-            self._attach_target(module)
-        if self.target is not None and self.drafter is not None and self.handle is not None:
-            self.handle.remove()
-            self.handle = None
+        elif self.decoder is None and _is_decoder(module):
+            self._attach_decoder(module)
+        elif type(module).__name__ == "LogitsProcessor" and id(module) not in self.logits_processors:
+            self.logits_processors.add(id(module))
+            module.register_forward_hook(self._logits_returned)
+        if self.decoder is not None and self.drafter is not None and len(self.logits_processors) >= 2:
+            self.handle.remove()  # the target's and the drafter's logits processors are both hooked
 
-    def _attach_target(self, module: Any) -> None:
-        decoder = _decoder_of(module)
-        if decoder is None:
-            return
-        self.target, self.decoder = module, decoder
+    def _attach_decoder(self, decoder: Any) -> None:
+        self.decoder = decoder
         for index, layer in enumerate(decoder.layers):
             norm = getattr(layer, "input_layernorm", None)
             if norm is not None:
                 norm.register_forward_hook(self._stream_hook(index), with_kwargs=True)
         decoder.register_forward_pre_hook(self._decoder_starts)
         decoder.register_forward_hook(self._decoder_returns)
-        module.register_forward_hook(self._target_returns)
         self._write(
             "target",
             {
-                "class": f"{type(module).__module__}.{type(module).__name__}",
                 "decoder_class": f"{type(decoder).__module__}.{type(decoder).__name__}",
                 "num_layers": len(decoder.layers),
                 "hidden_size": _hidden_size(decoder),
@@ -100,13 +101,9 @@ class Recorder:
         )
 
     def _attach_drafter(self, module: Any) -> None:
-        fc = next((m for name, m in module.named_modules() if name.split(".")[-1] == "fc"), None)
         self.drafter = module
-        if fc is not None:
-            fc.register_forward_pre_hook(self._fc_input)
-        self._write(
-            "drafter", {"class": f"{type(module).__module__}.{type(module).__name__}", "has_fc": fc is not None}
-        )
+        module.fc.register_forward_pre_hook(self._fc_input)
+        self._write("drafter", {"class": f"{type(module).__module__}.{type(module).__name__}"})
 
     # --- target ----------------------------------------------------------
 
@@ -131,7 +128,6 @@ class Recorder:
         flagged = [i for i, layer in enumerate(module.layers) if getattr(layer, "_is_layer_to_capture", False)]
         record: dict[str, Any] = {
             "flagged_layers": flagged,
-            "wrapper_capture": bool(getattr(self.target, "capture_aux_hidden_states", False)),
             "returned_tuple": isinstance(output, tuple),
             "observed_layers": sorted(self.streams),
         }
@@ -152,12 +148,12 @@ class Recorder:
                 record["detail"] = f"no stream observed for layers {[w for w in wanted if w not in self.streams]}"
         self._write("decoder_forward", record)
 
-    def _target_returns(self, module: Any, args: Any, output: Any) -> None:
+    def _logits_returned(self, module: Any, args: Any, output: Any) -> None:
         import torch
 
         logits = getattr(output, "next_token_logits", None)
         if isinstance(logits, torch.Tensor):
-            self._write("target_logits", {"finite": bool(torch.isfinite(logits.float()).all())})
+            self._write("logits", {"finite": bool(torch.isfinite(logits.float()).all())})
 
     # --- drafter ---------------------------------------------------------
 
@@ -189,22 +185,29 @@ def expected_layers(draft_ids: list[int] | None, num_layers: int) -> list[int]:
     return [i + 1 for i in draft_ids]
 
 
-def _is_target(module: Any) -> bool:
+def _is_decoder(module: Any) -> bool:
+    """The target's decoder: an SGLang model part with decoder ``layers`` and ``embed_tokens``."""
+    import torch
+
+    kind = type(module).__module__
     return (
-        type(module).__module__.startswith("sglang.srt.models.")
-        and hasattr(module, "logits_processor")
-        and _decoder_of(module) is not None
+        kind.startswith("sglang.srt.models.")
+        and "eagle" not in kind
+        and isinstance(getattr(module, "layers", None), torch.nn.ModuleList)
+        and hasattr(module, "embed_tokens")
     )
 
 
-def _decoder_of(module: Any) -> Any:
-    """The submodule holding the decoder layers: it has ``layers`` and ``embed_tokens``."""
+def _is_drafter(module: Any) -> bool:
+    """The EAGLE-3 drafter's model: the module of an ``*eagle*`` file that owns the ``fc`` layer."""
     import torch
 
-    for child in module.modules():
-        if isinstance(getattr(child, "layers", None), torch.nn.ModuleList) and hasattr(child, "embed_tokens"):
-            return child
-    return None
+    kind = type(module).__module__
+    return (
+        kind.startswith("sglang.srt.models.")
+        and "eagle" in kind
+        and isinstance(getattr(module, "fc", None), torch.nn.Module)
+    )
 
 
 def _hidden_size(decoder: Any) -> int | None:
@@ -279,7 +282,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
     elif not consumed:
         problems.append(f"the drafter's fc got {sorted({r['columns'] for r in fc_inputs})} columns, expected {columns}")
     from_target = bool(fc_inputs) and any(r.get("rows_from_target_aux") for r in fc_inputs)
-    logits = [r for r in records if r["kind"] == "target_logits"]
+    logits = [r for r in records if r["kind"] == "logits"]
     logits_finite = bool(logits) and all(r["finite"] for r in logits)
     return {
         "capture": "passed" if not problems else "failed",
@@ -294,6 +297,6 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "captured_forwards": len(captured),
         "draft_fc_calls": len(fc_inputs),
         "fc_columns": sorted({r["columns"] for r in fc_inputs}),
-        "target_class": target.get("class"),
+        "decoder_class": target.get("decoder_class"),
         "problems": problems,
     }

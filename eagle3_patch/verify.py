@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eagle3_patch._cuda_run import RESULT_TAG
+from eagle3_patch._cuda_run import RESULT_TAG, last_exception
 from eagle3_patch.classify import InstallReport, MethodRef, SourceIndex, delegates
 from eagle3_patch.errors import EXIT_CUDA_UNAVAILABLE, EXIT_OK, EXIT_UNPATCHED, UnsupportedError
 from eagle3_patch.spec import ClassSpec, PatchSpec
@@ -184,7 +184,7 @@ def run_cuda_level(report: InstallReport, cuda: CudaRequest) -> Level:
             timeout=_CHILD_TIMEOUT_S,
             env={**SPEC_ENV, "PYTHONPATH": _with_path(str(scripts))},
         )
-        return _judge_runs(result, architecture if cuda.target is None else str(target))
+        return judge_runs(result, architecture if cuda.target is None else str(target))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -532,8 +532,8 @@ def _child(python: str, args: list[str], *, timeout: int, env: dict[str, str] | 
         return {"child_error": f"cannot run {python} ({exc.strerror})"}
     answers = [line[len(RESULT_TAG) :] for line in completed.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if not answers:
-        last = (completed.stderr.strip().splitlines() or [f"exit status {completed.returncode}"])[-1]
-        return {"child_error": last}
+        reason = last_exception(completed.stderr) if completed.stderr.strip() else "no output"
+        return {"child_error": f"exit status {completed.returncode}: {reason}"}
     parsed: dict[str, Any] = json.loads(answers[-1])
     return parsed
 
@@ -555,7 +555,8 @@ def _cannot_run(probe: dict[str, Any], report: InstallReport) -> str:
     return ""
 
 
-def _judge_runs(result: dict[str, Any], what: str) -> Level:
+def judge_runs(result: dict[str, Any], what: str) -> Level:
+    """The cuda level's verdict on the child's runs (also applied by scripts/runtime_proof.py on CPU)."""
     if "child_error" in result:
         return Level("cuda", FAILED, f"the run gave no result: {result['child_error']}")
     for name, label in (("plain", "without speculative decoding"), ("eagle3", "with EAGLE-3")):

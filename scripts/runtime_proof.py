@@ -47,18 +47,20 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from eagle3_patch import tiny_checkpoints  # noqa: E402
+from eagle3_patch._cuda_run import RESULT_TAG, last_exception  # noqa: E402
 from eagle3_patch.engine_args import (  # noqa: E402
     common_options,
     eagle3_options,
     engine_kwargs,
     read_server_args,
 )
+from eagle3_patch.fetch import FetchError, fetch_wheel  # noqa: E402
 from eagle3_patch.locate import locate_root  # noqa: E402
+from eagle3_patch.verify import copy_child_scripts, judge_runs  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
 import cpu_workarounds  # noqa: E402
 
-RESULT_TAG = "EAGLE3-PATCH-RESULT "
 #: Prompts as token ids: the Engine runs with skip_tokenizer_init on a CPU.
 PROMPT_IDS = [[84, 104, 101, 32, 99, 97, 112, 105, 116, 97, 108], [100, 101, 102, 32, 102, 105, 98, 40]]
 TARGETS = (
@@ -88,17 +90,12 @@ def cache_root() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "eagle3-patch" / "runtime"
 
 
-def download_wheel(version: str, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    found = sorted(folder.glob(f"sglang-{version}-*.whl"))
-    if found:
-        return found[0]
-    log(f"downloading sglang {version} (wheel only)")
-    run_logged([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(folder), f"sglang=={version}"])
-    found = sorted(folder.glob(f"sglang-{version}-*.whl"))
-    if not found:
-        raise SystemExit(f"pip downloaded no sglang {version} wheel into {folder}")
-    return found[0]
+def download_wheel(version: str) -> Path:
+    """The release's wheel from the tests' wheel cache (downloaded once, shared with the corpus tests)."""
+    try:
+        return fetch_wheel(version)
+    except FetchError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def wheel_metadata(wheel: Path) -> tuple[list[str], dict[str, str]]:
@@ -140,37 +137,75 @@ def runtime_requirements(requires: list[str]) -> tuple[list[str], list[dict[str,
     return kept, excluded
 
 
-def build_runtime(version: str, root: Path) -> dict[str, Any]:
-    """The venv for ``version``, built once and reused while its requirements are unchanged."""
-    wheel = download_wheel(version, root / "wheel")
-    requires, _ = wheel_metadata(wheel)
-    requirements, excluded = runtime_requirements(requires)
-    wanted = {"sglang": version, "wheel": wheel.name, "requirements": requirements}
-    venv = root / "venv"
-    python = venv / "bin" / "python"
-    ready = root / "ready.json"
-    if ready.exists() and json.loads(ready.read_text(encoding="utf-8")).get("wanted") == wanted and python.exists():
-        log(f"reusing the runtime environment in {venv}")
-    else:
-        started = time.monotonic()
-        ready.unlink(missing_ok=True)
-        if venv.exists():
-            shutil.rmtree(venv)
-        log(f"building the runtime environment in {venv} (the first run takes minutes)")
-        run_logged([sys.executable, "-m", "venv", str(venv)])
+#: The release whose dependency set every runtime environment uses: its torch pin
+#: (2.13.0) is the one with a CPU build here; 0.5.11-0.5.16 pin 2.11.0 and
+#: 0.5.22+ pin 2.14.1, served only as CUDA builds of several GB.
+DEPENDENCY_RELEASE = "0.5.21"
+
+
+def build_runtime(version: str, cache: Path) -> dict[str, Any]:
+    """The venv for ``version``: the shared dependency venv, with that release on top.
+
+    Both are built once and reused while their inputs are unchanged. The
+    release's venv reaches the dependency venv's site-packages through a .pth
+    line, so one 6 GB install serves every release (about 30 MB each).
+    """
+    base_wheel = download_wheel(DEPENDENCY_RELEASE)
+    requirements, excluded = runtime_requirements(wheel_metadata(base_wheel)[0])
+    base = cache / f"deps-{DEPENDENCY_RELEASE}"
+    base_python = base / "venv" / "bin" / "python"
+
+    def build_base() -> None:
+        log(f"installing {len(requirements)} requirements of sglang {DEPENDENCY_RELEASE} (downloads about 2 GB)")
+        for item in excluded:
+            log(f"  not installing {item['requirement']}: {item['reason']}")
+        (base / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
+        run_logged([str(base_python), "-m", "pip", "install", "-r", str(base / "requirements.txt")], progress=True)
+
+    ensure_venv(base, {"requirements": requirements}, build_base)
+
+    wheel = download_wheel(version)
+    root = cache / version
+    python = root / "venv" / "bin" / "python"
+
+    def build_release() -> None:
+        base_site = site_packages(base_python)
+        (site_packages(python) / "_eagle3_patch_runtime_deps.pth").write_text(str(base_site) + "\n", encoding="utf-8")
         log(f"installing {wheel.name} without dependencies")
         run_logged([str(python), "-m", "pip", "install", "--no-deps", str(wheel)])
-        for item in excluded:
-            log(f"not installing {item['requirement']}: {item['reason']}")
-        log(f"installing {len(requirements)} requirements of sglang {version} (downloads about 2 GB)")
-        (root / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
-        run_logged([str(python), "-m", "pip", "install", "-r", str(root / "requirements.txt")], progress=True)
-        ready.write_text(
-            json.dumps({"wanted": wanted, "seconds": round(time.monotonic() - started, 1)}, indent=2),
-            encoding="utf-8",
-        )
+
+    ensure_venv(root, {"wheel": wheel.name, "deps": str(base)}, build_release)
     install_self(python, root)
-    return {"python": python, "wheel": wheel, "excluded": excluded}
+    return {"python": python, "wheel": wheel, "excluded": excluded, "size_mb": folder_mb(base) + folder_mb(root)}
+
+
+def ensure_venv(root: Path, wanted: dict[str, Any], build: Any) -> None:
+    """Make ``root/venv`` with ``build`` unless ``root/ready.json`` says it was made from ``wanted``."""
+    venv, ready = root / "venv", root / "ready.json"
+    if ready.exists() and json.loads(ready.read_text(encoding="utf-8")).get("wanted") == wanted:
+        log(f"reusing {venv}")
+        return
+    started = time.monotonic()
+    ready.unlink(missing_ok=True)
+    shutil.rmtree(venv, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    log(f"building {venv} (the first run takes minutes)")
+    run_logged([sys.executable, "-m", "venv", str(venv)])
+    build()
+    seconds = round(time.monotonic() - started, 1)
+    ready.write_text(json.dumps({"wanted": wanted, "seconds": seconds}, indent=2), encoding="utf-8")
+    log(f"built {venv} in {seconds} s ({folder_mb(venv)} MB)")
+
+
+def site_packages(python: Path) -> Path:
+    script = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    completed = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True)
+    return Path(completed.stdout.strip())
+
+
+def folder_mb(folder: Path) -> int:
+    total = sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    return round(total / 2**20)
 
 
 def install_self(python: Path, root: Path) -> None:
@@ -211,7 +246,8 @@ def run_logged(command: list[str], *, progress: bool = False) -> None:
 def eagle3_patch(python: Path, *args: str) -> dict[str, Any]:
     """``eagle3-patch`` as installed in the runtime environment, on its own sglang."""
     command = [str(python), "-m", "eagle3_patch", *args, "--python", str(python), "--json"]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    # Not from the checkout: `-m` would import this folder's eagle3_patch instead of the installed one.
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, cwd=python.parent)
     try:
         payload: dict[str, Any] = json.loads(completed.stdout)
     except json.JSONDecodeError:
@@ -221,14 +257,11 @@ def eagle3_patch(python: Path, *args: str) -> dict[str, Any]:
 
 
 def child_folder(work: Path) -> Path:
-    """The child script and what it imports, as ``verify --cuda`` lays them out."""
+    """The child script and what it imports, laid out as ``verify --cuda`` lays them out."""
     scripts = work / "child"
     shutil.rmtree(scripts, ignore_errors=True)
     scripts.mkdir(parents=True)
-    package = REPO / "eagle3_patch"
-    for name in ("_cuda_run.py", "tiny_checkpoints.py", "capture_evidence.py"):
-        shutil.copyfile(package / name, scripts / name)
-    shutil.copyfile(package / "_sitecustomize.py", scripts / "sitecustomize.py")
+    copy_child_scripts(scripts)
     return scripts
 
 
@@ -255,8 +288,8 @@ def run_child(python: Path, scripts: Path, request: dict[str, Any], work: Path, 
         )
     answers = [line[len(RESULT_TAG) :] for line in completed.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if not answers:
-        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
-        return {"child_error": f"exit {completed.returncode}: {tail[0]}", "log": str(log_path)}
+        reason = last_exception(log_path.read_text(encoding="utf-8", errors="replace"))
+        return {"child_error": reason, "exit_status": completed.returncode, "log": str(log_path)}
     result: dict[str, Any] = json.loads(answers[-1])
     result["seconds"] = round(time.monotonic() - started, 1)
     result["log"] = str(log_path)
@@ -322,21 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     root = cache_root() / args.sglang
     started = time.monotonic()
     try:
-        runtime = build_runtime(args.sglang, root)
+        runtime = build_runtime(args.sglang, cache_root())
     except SystemExit as exc:
         log(f"cannot build the runtime environment: {exc}")
         return 2
     python: Path = runtime["python"]
     _, wheel_hashes = wheel_metadata(runtime["wheel"])
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    )
-    install = locate_root(site, found_by="runtime proof")
+    install = locate_root(site_packages(python), found_by="runtime proof")
     work = root / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -352,8 +377,17 @@ def main(argv: list[str] | None = None) -> int:
     server_args = read_server_args(install)
     targets = [t for t in args.targets if t in release_targets(install.models_dir)]
     skipped = [t for t in args.targets if t not in targets]
+    # A native release is the control: served as shipped, after an `apply` that must change nothing.
+    skip_unpatched = {"native": "native release: nothing to patch"}.get(mode, "")
+    if args.sabotage:
+        skip_unpatched = "skipped: the hook is sabotaged"
     results: dict[str, dict[str, Any]] = {
-        t: {"architecture": t, "unpatched": {}, "patched": {"capture": "not-run", "decode": "not-run"}} for t in targets
+        t: {
+            "architecture": t,
+            "unpatched": {"status": "not-run", "error": skip_unpatched},
+            "patched": {"capture": "not-run", "decode": "not-run"},
+        }
+        for t in targets
     }
     requests: dict[str, dict[str, Any]] = {}
     for target in targets:
@@ -377,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     log(f"sglang {args.sglang}: {mode}; targets {', '.join(targets)}")
-    for target in targets:
+    for target in targets if not skip_unpatched else ():
         request = {
             **requests[target],
             "runs": [{"name": "eagle3", "kwargs": requests[target]["eagle3"], "evidence": True}],
@@ -393,8 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         log(f"  {results[target]['unpatched']['status']}: {results[target]['unpatched']['error'][:200]}")
 
-    applied = eagle3_patch(python, "apply") if mode == "patch" else {"exit_code": 0, "skipped": mode}
+    applied = eagle3_patch(python, "apply")
     log(f"eagle3-patch apply: exit {applied['exit_code']}")
+    if mode == "native" and not models_hashes(install.models_dir, wheel_hashes)[0]:
+        log("apply changed a native release")
+        return 1
     patched_bytes: dict[Path, bytes] = {}
     if args.sabotage:
         old, new = SABOTAGE[args.sabotage]
@@ -412,13 +449,13 @@ def main(argv: list[str] | None = None) -> int:
         request = {**requests[target], "runs": runs, "write_checkpoints": False}
         log(f"{target}: EAGLE-3 after apply{'' if args.no_decode else ', then plain greedy'}")
         result = run_child(python, scripts, request, work, f"{target}.patched")
-        results[target]["patched"] = judge_patched(result, decode=not args.no_decode)
+        results[target]["patched"] = judge_patched(result, decode=not args.no_decode, what=target)
         patched = results[target]["patched"]
         log(f"  capture {patched['capture']}, decode {patched['decode']}: {patched['detail'][:300]}")
 
     for path, data in patched_bytes.items():
         path.write_bytes(data)
-    reverted = eagle3_patch(python, "revert") if mode == "patch" else {"exit_code": 0}
+    reverted = eagle3_patch(python, "revert")
     identical, differ = models_hashes(install.models_dir, wheel_hashes)
     log(f"eagle3-patch revert: exit {reverted['exit_code']}; files equal the wheel's: {identical} {differ or ''}")
 
@@ -430,12 +467,18 @@ def main(argv: list[str] | None = None) -> int:
         "targets": [results[t] for t in targets],
         "not_run": [{"architecture": t, "reason": f"sglang {args.sglang} has no {t}"} for t in skipped],
         "workarounds": cpu_workarounds.describe(runtime["excluded"]),
+        "dependencies": f"sglang {DEPENDENCY_RELEASE}'s requirement set (torch 2.13.0, CPU build)",
+        "install_mb": runtime["size_mb"],
         "seconds": round(time.monotonic() - started, 1),
         "sabotage": args.sabotage,
     }
-    proven = identical and all(
-        r["patched"]["capture"] == "passed" and (mode == "native" or r["unpatched"]["status"] == "failed")
-        for r in payload["targets"]
+    proven = (
+        bool(targets)
+        and identical
+        and all(
+            r["patched"]["capture"] == "passed" and (mode == "native" or r["unpatched"]["status"] == "failed")
+            for r in payload["targets"]
+        )
     )
     log(f"{'PROVEN' if proven else 'NOT PROVEN'} in {payload['seconds']} s")
     if args.json:
@@ -443,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if proven else 1
 
 
-def judge_patched(result: dict[str, Any], *, decode: bool) -> dict[str, Any]:
+def judge_patched(result: dict[str, Any], *, decode: bool, what: str) -> dict[str, Any]:
     eagle3 = result.get("eagle3", {})
     evidence = eagle3.get("evidence", {})
     error = first_error(result, "eagle3")
@@ -459,6 +502,10 @@ def judge_patched(result: dict[str, Any], *, decode: bool) -> dict[str, Any]:
         "detail": "; ".join([error, *evidence.get("problems", [])]).strip("; "),
         "seconds": result.get("seconds"),
     }
+    if decode:
+        # The judgement `eagle3-patch verify --cuda` gives a GPU run, applied to this CPU run.
+        level = judge_runs(result, what)
+        verdict["verify_cuda_level"] = {"status": level.status, "detail": level.detail}
     if decode and not error:
         plain_error = first_error(result, "plain")
         if plain_error:

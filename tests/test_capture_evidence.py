@@ -67,7 +67,7 @@ class Target(nn.Module):
         return self.model(ids)
 
 
-class TinyEagle3(nn.Module):
+class Eagle3Model(nn.Module):
     def __init__(self, columns: int) -> None:
         super().__init__()
         self.fc = nn.Linear(columns, HIDDEN)
@@ -76,8 +76,20 @@ class TinyEagle3(nn.Module):
         return self.fc(hidden)
 
 
-# The recorder only looks at modules SGLang defines.
-Target.__module__ = "sglang.srt.models.stand_in"
+class TinyEagle3(nn.Module):
+    def __init__(self, columns: int) -> None:
+        super().__init__()
+        self.model = Eagle3Model(columns)
+
+    def forward(self, hidden: Any) -> Any:
+        return self.model(hidden)
+
+
+# The recorder only looks at modules SGLang defines, as SGLang names them.
+for _stand_in in (Target, Decoder, Layer):
+    _stand_in.__module__ = "sglang.srt.models.stand_in"
+for _stand_in in (TinyEagle3, Eagle3Model):
+    _stand_in.__module__ = "sglang.srt.models.stand_in_eagle3"
 
 
 @pytest.fixture
@@ -104,10 +116,11 @@ def serve(target: Target, flags: list[int], draft_columns: int | None = None) ->
     for index in flags:
         target.model.layers[index]._is_layer_to_capture = True
     with torch.no_grad():
-        out = target(torch.arange(5))
+        # SGLang's model runner calls .forward on the top-level models: no hooks fire there.
+        out = target.forward(torch.arange(5))
         aux = torch.cat(out[1], dim=-1) if isinstance(out, tuple) else torch.zeros(5, HIDDEN)
         drafter = TinyEagle3(draft_columns or aux.shape[-1])
-        drafter(aux if draft_columns is None else torch.zeros(5, draft_columns))
+        drafter.forward(aux if draft_columns is None else torch.zeros(5, draft_columns))
 
 
 def verdict(path: Path) -> dict[str, Any]:

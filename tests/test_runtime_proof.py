@@ -29,6 +29,7 @@ pytestmark = [
 RELEASE = "0.5.21"
 TEXT = "Qwen3_5ForCausalLM"
 DENSE = "Qwen3_5ForConditionalGeneration"
+MOE = "Qwen3_5MoeForConditionalGeneration"
 
 
 def proof(*args: str) -> tuple[int, dict[str, Any]]:
@@ -61,12 +62,21 @@ def test_header_and_revert(proven: tuple[int, dict[str, Any]]) -> None:
     assert payload["workarounds"] and all(w["name"] and w["reason"] for w in payload["workarounds"])
 
 
-@pytest.mark.parametrize("architecture", [TEXT, DENSE])
+#: How each target fails unpatched: the text wrapper has no hook at all; the VL wrappers inherit
+#: Qwen3-VL's, which flags nothing in the Qwen3.5 decoder, so their forward cannot unpack a tuple.
+UNPATCHED_ERRORS = {
+    TEXT: "has no attribute 'set_eagle3_layers_to_capture'",
+    DENSE: "too many values to unpack",
+    MOE: "too many values to unpack",
+}
+
+
+@pytest.mark.parametrize("architecture", [TEXT, DENSE, MOE])
 def test_unpatched_fails_and_patched_captures(proven: tuple[int, dict[str, Any]], architecture: str) -> None:
     _, payload = proven
     target = by_architecture(payload)[architecture]
     assert target["unpatched"]["status"] == "failed"
-    assert "set_eagle3_layers_to_capture" in target["unpatched"]["error"]
+    assert UNPATCHED_ERRORS[architecture] in target["unpatched"]["error"]
     patched = target["patched"]
     assert patched["capture"] == "passed", patched["detail"]
     # The drafter asks for ids [1, 3, 5]: SGLang's +1 makes them decoder layers 2, 4 and 6.
@@ -75,7 +85,7 @@ def test_unpatched_fails_and_patched_captures(proven: tuple[int, dict[str, Any]]
     assert patched["draft_consumed"] is True
 
 
-@pytest.mark.parametrize("architecture", [TEXT, DENSE])
+@pytest.mark.parametrize("architecture", [TEXT, DENSE, MOE])
 def test_speculative_decode_is_token_identical(proven: tuple[int, dict[str, Any]], architecture: str) -> None:
     patched = by_architecture(proven[1])[architecture]["patched"]
     assert patched["decode"] == "token-identical", patched["detail"]
@@ -88,7 +98,9 @@ def test_speculative_decode_is_token_identical(proven: tuple[int, dict[str, Any]
 )
 def test_a_wrong_hook_fails_the_proof(sabotage: str, broken: str) -> None:
     """Our hook broken on purpose after apply: the evidence must say so."""
-    code, payload = proof("--sglang", RELEASE, "--targets", TEXT, "--no-decode", "--sabotage", sabotage)
+    code, payload = proof(
+        "--sglang", RELEASE, "--targets", TEXT, "--no-decode", "--max-new-tokens", "2", "--sabotage", sabotage
+    )
     patched = by_architecture(payload)[TEXT]["patched"]
     assert code == 1
     assert patched["capture"] == "failed"

@@ -196,7 +196,7 @@ def _run(tokens: list[list[int]], accept: float | None = None, evidence: dict | 
     ],
 )
 def test_judging_the_two_runs(result: dict, status: str, detail: str) -> None:
-    level = verify_module._judge_runs(result, "tiny target")
+    level = verify_module.judge_runs(result, "tiny target")
     assert level.status == status
     assert detail in level.detail
 
@@ -246,5 +246,27 @@ def test_child_run_writes_checkpoints_and_reports_a_failed_engine(tmp_path: Path
         import sglang  # noqa: F401
     except ImportError:
         assert "sglang" in result["plain"]["error"] and "eagle3" not in result
-        level = verify_module._judge_runs(result, "tiny target")
+        level = verify_module.judge_runs(result, "tiny target")
         assert level.status == FAILED and "without speculative decoding failed" in level.detail
+
+
+@pytest.mark.parametrize(
+    ("log", "reason"),
+    [
+        (
+            'Traceback (most recent call last):\n  File "x.py", line 1\n    raise AttributeError(\n'
+            "AttributeError: 'Qwen3_5ForCausalLM' object has no attribute 'set_eagle3_layers_to_capture'\n"
+            "[2026-11-27 08:48:34] Received sigquit from a child process. It usually means the child failed.\n",
+            "AttributeError: 'Qwen3_5ForCausalLM' object has no attribute 'set_eagle3_layers_to_capture'",
+        ),
+        ("ValueError: too many values to unpack (expected 2)\n", "ValueError: too many values to unpack (expected 2)"),
+        ("torch.OutOfMemoryError: CUDA out of memory\n", "torch.OutOfMemoryError: CUDA out of memory"),
+        ("just a log line\n\n", "just a log line"),
+        ("", "no output"),
+    ],
+)
+def test_a_killed_child_is_explained_by_the_last_exception_in_its_log(log: str, reason: str) -> None:
+    """SGLang kills the process that started a failing Engine: the reason is only in the log."""
+    from eagle3_patch._cuda_run import last_exception
+
+    assert last_exception(log) == reason
