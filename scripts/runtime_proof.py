@@ -46,7 +46,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from eagle3_patch import tiny_checkpoints  # noqa: E402
+from eagle3_patch import capture_evidence, tiny_checkpoints  # noqa: E402
 from eagle3_patch._cuda_run import RESULT_TAG, last_exception  # noqa: E402
 from eagle3_patch.engine_args import (  # noqa: E402
     common_options,
@@ -288,8 +288,17 @@ def run_child(python: Path, scripts: Path, request: dict[str, Any], work: Path, 
         )
     answers = [line[len(RESULT_TAG) :] for line in completed.stdout.splitlines() if line.startswith(RESULT_TAG)]
     if not answers:
+        # SGLang killed the child (see last_exception): the scheduler's evidence file still tells.
         reason = last_exception(log_path.read_text(encoding="utf-8", errors="replace"))
-        return {"child_error": reason, "exit_status": completed.returncode, "log": str(log_path)}
+        killed: dict[str, Any] = {"child_error": reason, "exit_status": completed.returncode, "log": str(log_path)}
+        for spec in request["runs"]:
+            evidence = Path(request["evidence_dir"], f"{spec['name']}.evidence.jsonl")
+            if spec.get("evidence") and evidence.exists():
+                killed[spec["name"]] = {
+                    "error": reason,
+                    "evidence": capture_evidence.summarize(capture_evidence.read(evidence)),
+                }
+        return killed
     result: dict[str, Any] = json.loads(answers[-1])
     result["seconds"] = round(time.monotonic() - started, 1)
     result["log"] = str(log_path)
@@ -446,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = [{"name": "eagle3", "kwargs": requests[target]["eagle3"], "evidence": True}]
         if not args.no_decode:
             runs.append({"name": "plain", "kwargs": requests[target]["plain"]})
-        request = {**requests[target], "runs": runs, "write_checkpoints": False}
+        written = Path(requests[target]["draft"], "config.json").exists()  # by the unpatched run, if it ran
+        request = {**requests[target], "runs": runs, "write_checkpoints": not written}
         log(f"{target}: EAGLE-3 after apply{'' if args.no_decode else ', then plain greedy'}")
         result = run_child(python, scripts, request, work, f"{target}.patched")
         results[target]["patched"] = judge_patched(result, decode=not args.no_decode, what=target)

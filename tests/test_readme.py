@@ -69,3 +69,19 @@ def test_quick_start_patches_and_checks_a_real_release(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "patched: qwen3_5.py: Qwen3_5ForCausalLM" in completed.stdout
     assert "patched: EAGLE-3 aux hidden-state capture is in place" in completed.stdout
+
+
+def test_readme_lists_every_cpu_workaround() -> None:
+    """The runtime proof's workarounds are named in the README, each one."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import cpu_workarounds
+    finally:
+        sys.path.pop(0)
+    section = README.split("### Workarounds: what SGLang needs on a CPU", 1)[1].split("\n## ", 1)[0]
+    names = [w.__name__ for w in cpu_workarounds.RUNTIME_WORKAROUNDS]
+    names += [*cpu_workarounds.EXCLUDED_REQUIREMENTS, *cpu_workarounds.ADDED_REQUIREMENTS, *cpu_workarounds.ENGINE_ENV]
+    missing = [name for name in names if f"`{name}" not in section]
+    assert not missing, f"README's workaround list lacks {missing}"

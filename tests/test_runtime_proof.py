@@ -106,3 +106,25 @@ def test_a_wrong_hook_fails_the_proof(sabotage: str, broken: str) -> None:
     assert patched["capture"] == "failed"
     assert patched[broken] is False
     assert payload["revert_byte_identical"] is True
+
+
+def test_a_release_with_only_the_vl_wrappers() -> None:
+    """0.5.16 (0.5.11-0.5.16 have no qwen3_5_text.py): the dense wrapper fails unpatched and captures patched."""
+    code, payload = proof("--sglang", "0.5.16", "--targets", DENSE, "--no-decode", "--max-new-tokens", "2")
+    target = by_architecture(payload)[DENSE]
+    assert target["unpatched"]["status"] == "failed"
+    assert UNPATCHED_ERRORS[DENSE] in target["unpatched"]["error"]
+    assert target["patched"]["capture"] == "passed", target["patched"]["detail"]
+    assert target["patched"]["aux_equals_layer_outputs"] and target["patched"]["draft_consumed"]
+    assert payload["revert_byte_identical"] is True and code == 0
+
+
+def test_a_native_release_captures_as_shipped() -> None:
+    """The control: 0.5.23 has upstream's fix, so `apply` changes nothing and capture passes."""
+    code, payload = proof("--sglang", "0.5.23", "--targets", TEXT, "--no-decode", "--max-new-tokens", "2")
+    assert payload["mode"] == "native"
+    target = by_architecture(payload)[TEXT]
+    assert target["unpatched"]["status"] == "not-run"
+    assert target["patched"]["capture"] == "passed", target["patched"]["detail"]
+    assert target["patched"]["flagged_layers"] == [2, 4, 6]
+    assert payload["revert_byte_identical"] is True and code == 0
