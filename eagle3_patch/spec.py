@@ -18,9 +18,16 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 
-#: The tag every inserted block carries; a second run keys on it.
+#: The tag every inserted block carries; a second run keys on it. Our comment line
+#: starts with the literal ``# [EAGLE3-PATCH]`` (what grep and the model card's
+#: one-shot script look for); up to template version 1 it read
+#: ``# [EAGLE3-PATCH decoder-v1]``, which is still recognised.
 MARKER_TAG = "[EAGLE3-PATCH"
-_MARKER_RE = re.compile(r"\[EAGLE3-PATCH(?:\s+(?P<template>[A-Za-z0-9_]+)-v(?P<version>\d+))?\]")
+MARKER = "[EAGLE3-PATCH]"
+_MARKER_RE = re.compile(
+    r"\[EAGLE3-PATCH(?:\s+(?P<old_template>[A-Za-z0-9_]+)-v(?P<old_version>\d+))?\]"
+    r"(?:[ \t]+(?P<template>[A-Za-z0-9_]+)-v(?P<version>\d+)\b)?"
+)
 
 ROLES = ("decoder", "wrapper")
 
@@ -45,7 +52,7 @@ class Template:
     def marker_comment(self) -> str:
         """The comment line placed above the inserted method."""
         return (
-            f"# {MARKER_TAG} {self.ident}] added by eagle3-patch for EAGLE-3 aux "
+            f"# {MARKER} {self.ident}: added by eagle3-patch for EAGLE-3 aux "
             "hidden-state capture; undo with: eagle3-patch revert"
         )
 
@@ -115,8 +122,9 @@ def parse_marker(text: str) -> Marker | None:
     match = _MARKER_RE.search(text)
     if match is None:
         return None if MARKER_TAG not in text else Marker(template=None, version=0)
-    version = match.group("version")
-    return Marker(template=match.group("template"), version=int(version) if version else 0)
+    template = match.group("template") or match.group("old_template")
+    version = match.group("version") or match.group("old_version")
+    return Marker(template=template, version=int(version) if version else 0)
 
 
 @cache

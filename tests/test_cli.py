@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from eagle3_patch.classify import classify_install
 from eagle3_patch.errors import (
     EXIT_CANNOT_WRITE,
     EXIT_DRIFT,
@@ -24,6 +26,10 @@ from eagle3_patch.errors import (
     EXIT_USAGE,
 )
 from eagle3_patch.ledger import BACKUP_SUFFIX, EDITED_SUFFIX, LEDGER_NAME
+from eagle3_patch.locate import locate_root
+from eagle3_patch.plan import plan_apply
+from eagle3_patch.spec import Template, load_spec
+from eagle3_patch.write import execute
 from tests.conftest import FIXTURES, MakeInstall, run_cli, run_json, snapshot
 
 
@@ -60,7 +66,7 @@ def test_dry_run_prints_diff_and_writes_nothing(runner: CliRunner, site: Path) -
     result = run_cli(runner, "apply", "--dry-run", "--sglang-root", str(site))
     assert result.exit_code == EXIT_OK
     assert "+    def set_eagle3_layers_to_capture(self, layers_to_capture):" in result.stdout
-    assert "+    # [EAGLE3-PATCH decoder-v1]" in result.stdout
+    assert "+    # [EAGLE3-PATCH] decoder-v2:" in result.stdout
     assert "dry run: nothing was written" in result.stdout
     assert snapshot(site) == before
 
@@ -235,6 +241,44 @@ def test_older_blocks_are_refreshed_in_place(runner: CliRunner, make_install: Ma
     assert "one-shot script" not in text
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert (models(site) / "qwen3_5.py").read_bytes() == original.read_bytes()
+
+
+class _Version1Template(Template):
+    """A template as eagle3-patch wrote it up to template version 1: ``# [EAGLE3-PATCH decoder-v1] ...``."""
+
+    @property
+    def marker_comment(self) -> str:
+        return f"# [EAGLE3-PATCH {self.ident}] added by eagle3-patch for EAGLE-3 aux hidden-state capture"
+
+
+def test_blocks_with_the_version_1_marker_are_refreshed_in_place(runner: CliRunner, make_install: MakeInstall) -> None:
+    """Files patched by the previous release carry no literal ``[EAGLE3-PATCH]``: apply refreshes them."""
+    site = make_install("capture_no_hook")
+    original = (models(site) / "qwen3_5.py").read_bytes()
+    spec = load_spec()
+    old = dataclasses.replace(spec, templates=tuple(_Version1Template(t.name, 1, t.source) for t in spec.templates))
+    plan = plan_apply(classify_install(locate_root(site, found_by="test"), old), old)
+    assert plan.write is not None
+    execute(plan.write)
+    # As the previous release left it: its ledger names the targets.toml it shipped.
+    ledger_path = models(site) / LEDGER_NAME
+    ledger = json.loads(ledger_path.read_text())
+    ledger["targets_sha256"] = hashlib.sha256(b"targets.toml with template version 1").hexdigest()
+    ledger_path.write_text(json.dumps(ledger))
+    before = (models(site) / "qwen3_5.py").read_text()
+    assert "# [EAGLE3-PATCH decoder-v1]" in before and "[EAGLE3-PATCH]" not in before
+
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    result = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_OK, result.output
+    text = (models(site) / "qwen3_5.py").read_text()
+    # One literal marker per inserted block: the decoder and the two wrappers.
+    assert text.count("[EAGLE3-PATCH]") == 3 == text.count("def set_eagle3_layers_to_capture")
+    assert text.count("# [EAGLE3-PATCH] decoder-v2:") == 1 and text.count("# [EAGLE3-PATCH] wrapper-v2:") == 2
+    assert "-v1]" not in text
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / "qwen3_5.py").read_bytes() == original
 
 
 def test_unwritable_folder_exits_6_and_changes_nothing(runner: CliRunner, site: Path) -> None:

@@ -32,9 +32,9 @@ def test_apply_plan_backs_up_and_records_every_changed_file(make_install: MakeIn
     assert entry.pristine_sha256 == sha256_hex((models(site) / "qwen3_5.py").read_bytes())
     assert entry.patched_sha256 == sha256_hex(plan.files[0].new_content)
     assert dict(entry.classes) == {
-        "Qwen3_5ForCausalLM": "decoder-v1",
-        "Qwen3_5ForConditionalGeneration": "wrapper-v1",
-        "Qwen3_5MoeForConditionalGeneration": "wrapper-v1",
+        "Qwen3_5ForCausalLM": "decoder-v2",
+        "Qwen3_5ForConditionalGeneration": "wrapper-v2",
+        "Qwen3_5MoeForConditionalGeneration": "wrapper-v2",
     }
 
 
