@@ -24,7 +24,7 @@ import errno
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +35,15 @@ from eagle3_patch.ledger import sha256_hex
 TEMP_SUFFIX = ".eagle3-tmp"
 LOCK_NAME = ".eagle3-patch-sglang.lock"
 DEFAULT_LOCK_TIMEOUT_S = 120.0
-#: Test-only fault injection (tests/test_reliability.py): sleep this long after every step...
-STEP_DELAY_ENV = "EAGLE3_PATCH_TEST_STEP_DELAY"
-#: ...or SIGKILL this process right after the named step ("replace" or "replace:2" for the second one).
-KILL_AFTER_ENV = "EAGLE3_PATCH_TEST_KILL_AFTER"
-_steps_taken: dict[str, int] = {}
+#: Told the name of each step as the writer finishes it ("lock", "keep", "backup",
+#: "ledger", "bytecode-before", "replace", "bytecode", "backup-removed"). The
+#: product passes none; the fault-injection tests pass one that waits or kills
+#: the process there (tests/fault_injection.py).
+StepCallback = Callable[[str], None]
+
+
+def _no_step(step: str) -> None:
+    """The product's step callback: nothing to do between steps."""
 
 
 class LockTimeout(WriteError):
@@ -52,7 +56,9 @@ def lock_path_for(package_dir: Path) -> Path:
 
 
 @contextmanager
-def install_lock(package_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S) -> Iterator[Path]:
+def install_lock(
+    package_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S, on_step: StepCallback = _no_step
+) -> Iterator[Path]:
     """Hold the install's exclusive lock (flock on a file that is never deleted)."""
     from filelock import Timeout, UnixFileLock
 
@@ -70,7 +76,7 @@ def install_lock(package_dir: Path, *, timeout: float = DEFAULT_LOCK_TIMEOUT_S) 
     except OSError as exc:
         raise _write_error(path, exc) from exc
     try:
-        checkpoint("lock")
+        on_step("lock")
         yield path
     finally:
         lock.release()
@@ -94,23 +100,6 @@ def sweep_orphans(folders: Iterable[Path]) -> tuple[Path, ...]:
             raise _write_error(orphan, exc) from exc
         removed.append(orphan)
     return tuple(removed)
-
-
-def checkpoint(step: str) -> None:
-    """Test-only fault injection between steps; does nothing unless the test variables are set."""
-    delay = os.environ.get(STEP_DELAY_ENV)
-    if delay:
-        import time
-
-        time.sleep(float(delay))
-    target = os.environ.get(KILL_AFTER_ENV)
-    if target:
-        _steps_taken[step] = _steps_taken.get(step, 0) + 1
-        name, _, count = target.partition(":")
-        if name == step and _steps_taken[step] == int(count or 1):
-            import signal
-
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -145,7 +134,7 @@ class WriteOutcome:
     removed_bytecode: tuple[Path, ...]
 
 
-def execute(plan: WritePlan) -> WriteOutcome:
+def execute(plan: WritePlan, *, on_step: StepCallback = _no_step) -> WriteOutcome:
     """Carry out a plan as one transaction.
 
     Order: copies and backups, then the ledger, then stale bytecode, then the
@@ -161,24 +150,24 @@ def execute(plan: WritePlan) -> WriteOutcome:
         for change in changes:
             if change.keep_as is not None:
                 journal.write(change.keep_as, _read(change.path), like=change.path)
-                checkpoint("keep")
+                on_step("keep")
             if change.backup is not None and change.backup_path is not None:
                 journal.write(change.backup_path, change.backup, like=change.path)
-                checkpoint("backup")
+                on_step("backup")
         _write_ledger(journal, plan, like=changes[0].path if changes else plan.ledger_path)
         journal.sync()
-        checkpoint("ledger")
+        on_step("ledger")
         removed_before = _remove_bytecode(sources, written=False)
-        checkpoint("bytecode-before")
+        on_step("bytecode-before")
         for change in changes:
             journal.replace(change.path, change.new_content)
-            checkpoint("replace")
+            on_step("replace")
         journal.sync()
     except WriteError:
         journal.roll_back()
         raise
     removed = removed_before + _remove_bytecode(sources, written=True)
-    checkpoint("bytecode")
+    on_step("bytecode")
     for change in changes:
         if change.remove_backup and change.backup_path is not None:
             try:
@@ -188,7 +177,7 @@ def execute(plan: WritePlan) -> WriteOutcome:
                     f"the file was written but its backup could not be removed ({exc.strerror}); delete it by hand",
                     path=change.backup_path,
                 ) from exc
-            checkpoint("backup-removed")
+            on_step("backup-removed")
     for leftover in plan.remove:
         try:
             _unlink(leftover)

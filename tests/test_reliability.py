@@ -1,9 +1,10 @@
 """Fault injection: kills, concurrency, locks, full disks, immutable folders, owners, bytecode, encodings.
 
-Processes are real (``python -m eagle3_patch``) wherever one is killed or runs
-beside another. The test-only variables EAGLE3_PATCH_TEST_STEP_DELAY and
-EAGLE3_PATCH_TEST_KILL_AFTER (eagle3_patch/write.py) widen the windows between
-steps and kill a run right after a named step.
+Processes are real wherever one is killed or runs beside another: the CLI,
+started through ``tests/fault_injection.py``, whose variables
+EAGLE3_PATCH_TEST_STEP_DELAY and EAGLE3_PATCH_TEST_KILL_AFTER widen the windows
+between the writer's steps and kill a run right after a named step. Without
+them it is exactly ``python -m eagle3_patch``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ import pytest
 from eagle3_patch.errors import EXIT_CANNOT_WRITE, EXIT_OK, EXIT_UNSUPPORTED
 from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME
 from eagle3_patch.states import PATCHED, UNPATCHED
-from eagle3_patch.write import KILL_AFTER_ENV, LOCK_NAME, STEP_DELAY_ENV, TEMP_SUFFIX
-from tests.conftest import FIXTURES, MakeInstall, classify_site, patch_site
+from eagle3_patch.write import LOCK_NAME, TEMP_SUFFIX
+from tests.conftest import FIXTURES, REPO, MakeInstall, classify_site, patch_site
+from tests.fault_injection import KILL_AFTER_ENV, STEP_DELAY_ENV
 
 TARGETS = ("qwen3_5.py", "qwen3_5_text.py")
 
@@ -35,7 +37,8 @@ def models(site: Path) -> Path:
 
 
 def command(site: Path, verb: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "eagle3_patch", verb, "--sglang-root", str(site), "--json", *extra]
+    launcher = str(REPO / "tests" / "fault_injection.py")
+    return [sys.executable, launcher, verb, "--sglang-root", str(site), "--json", *extra]
 
 
 def run(site: Path, verb: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -167,3 +167,26 @@ def test_revert_plan_keeps_copy_and_removes_backup_and_ledger(tmp_path: Path) ->
     assert target.read_bytes() == b"original\n"
     assert keep.read_bytes() == b"edited\n"
     assert not backup.exists() and not ledger.exists()
+
+
+def test_steps_are_reported_in_order_after_they_happen(tmp_path: Path) -> None:
+    """The step callback sees each step once it is done: the backup exists before the file changes."""
+    target = tmp_path / "m.py"
+    target.write_bytes(b"original\n")
+    backup = tmp_path / "m.py.eagle3-bak"
+    seen: list[tuple[str, bool, bytes]] = []
+
+    def on_step(step: str) -> None:
+        seen.append((step, backup.exists(), target.read_bytes()))
+
+    plan = WritePlan((change(target, b"patched\n", backup=b"original\n", backup_path=backup),), tmp_path / "l", b"{}")
+    execute(plan, on_step=on_step)
+    assert [step for step, _, _ in seen] == ["backup", "ledger", "bytecode-before", "replace", "bytecode"]
+    assert seen[0][1:] == (True, b"original\n") and seen[3][2] == b"patched\n"
+
+
+def test_the_product_carries_no_fault_injection() -> None:
+    """Kill and delay hooks live in tests/fault_injection.py, not in the package."""
+    package = Path(write.__file__).parent
+    readers = [p.name for p in package.rglob("*.py") if "EAGLE3_PATCH_TEST" in p.read_text(encoding="utf-8")]
+    assert readers == []
