@@ -95,3 +95,14 @@ def test_docker_recipe_sequence_in_a_fresh_venv(installed: Path, tmp_path: Path)
     assert completed.returncode == 0, completed.stderr
     assert "patched: qwen3_5.py" in completed.stdout
     assert "patched: EAGLE-3 aux hidden-state capture is in place" in completed.stdout
+
+
+def test_a_non_editable_install_runs_from_the_checkout_root(installed: Path, tmp_path: Path) -> None:
+    """From the checkout's root, `python -m eagle3_patch` imports the source folder: anchors/ still loads."""
+    version = run(installed, "python", "-m", "eagle3_patch", "--version", cwd=REPO)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith(f"eagle3-patch {__version__} (anchors data {anchors_version()}")
+    site = tmp_path / "site"
+    extract_release(fetch_wheel("0.5.21"), site)
+    checked = run(installed, "python", "-m", "eagle3_patch", "check", "--json", "--sglang-root", str(site), cwd=REPO)
+    assert (checked.returncode, json.loads(checked.stdout)["state"]) == (1, "unpatched"), checked.stderr
