@@ -101,7 +101,10 @@ def classify_install(install: Install, spec: PatchSpec, *, reuse: InstallReport 
     context = _Context(install, spec, ledger)
     if reuse is not None:
         context.trees = {f.spec.name: (f.content, f.tree) for f in reuse.files if f.tree is not None}
-    files = tuple(context.classify_file(file_spec) for file_spec in spec.files)
+    # Wrappers that inherit their hook are judged by their decoder's state: decide
+    # decoders first, whatever order the data lists them in; report in the data's order.
+    decided = {f.name: context.classify_file(f) for f in sorted(spec.files, key=_wrappers_last)}
+    files = tuple(decided[file_spec.name] for file_spec in spec.files)
     state, reason = _install_state(files)
     return InstallReport(
         install=install,
@@ -228,6 +231,14 @@ class SourceIndex:
         return None
 
 
+def _role_rank(class_spec: ClassSpec) -> int:
+    return 0 if class_spec.role == "decoder" else 1
+
+
+def _wrappers_last(file_spec: FileSpec) -> int:
+    return min((_role_rank(c) for c in file_spec.classes), default=1)
+
+
 class _Context:
     """What classifying one file needs from the others (decoder states, base classes)."""
 
@@ -267,7 +278,10 @@ class _Context:
         lines = source_lines(content)
         self.index.add(file_spec.name, tree)
         top = self.index.classes(file_spec.name)
-        classes = tuple(self._classify_class(c, file_spec, top, lines) for c in file_spec.classes)
+        decided = {
+            c.name: self._classify_class(c, file_spec, top, lines) for c in sorted(file_spec.classes, key=_role_rank)
+        }
+        classes = tuple(decided[c.name] for c in file_spec.classes)
         return dataclasses.replace(self._check_record(file_spec, path, content, classes), tree=tree)
 
     def _as_recorded(self, file_spec: FileSpec, path: Path, content: bytes) -> FileReport | None:

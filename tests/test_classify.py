@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from eagle3_patch.classify import InstallReport, record_sha256
+from eagle3_patch.classify import InstallReport, classify_install, record_sha256
 from eagle3_patch.ledger import LEDGER_NAME, sha256_hex
 from eagle3_patch.locate import locate_root
+from eagle3_patch.spec import PatchSpec, load_spec
 from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
 from tests.conftest import FIXTURES, MakeInstall, classify_site, patch_site
 
@@ -204,3 +208,53 @@ def test_older_blocks_plus_other_edits_are_drifted(make_install: MakeInstall) ->
     assert report.state == DRIFTED
     assert "changed outside its [EAGLE3-PATCH] blocks" in report.reason
     assert report.files[0].pristine == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+
+
+# --- the data's order does not matter ---------------------------------------------------
+
+#: Every install shape the fixtures make, each also patched once (a ledger, our blocks).
+FIXTURE_SHAPES = (
+    ("native",),
+    ("capture_no_hook",),
+    ("capture_no_hook", "text_wrapper"),
+    ("capture_no_hook", "text_wrapper_plain"),
+    ("capture_no_hook", "patched_old"),
+    ("pre_capture",),
+)
+
+
+def shuffled_specs(seed: int, count: int = 4) -> list[PatchSpec]:
+    """The shipped spec reversed, then shuffled: files, and classes within each file."""
+    spec = load_spec()
+    reversed_files = tuple(dataclasses.replace(f, classes=f.classes[::-1]) for f in spec.files[::-1])
+    variants = [dataclasses.replace(spec, files=reversed_files)]
+    generator = random.Random(seed)
+    for _ in range(count - 1):
+        files = [dataclasses.replace(f, classes=tuple(generator.sample(f.classes, len(f.classes)))) for f in spec.files]
+        variants.append(dataclasses.replace(spec, files=tuple(generator.sample(files, len(files)))))
+    return variants
+
+
+def decided(report: InstallReport) -> tuple[str, dict[tuple[str, str], str]]:
+    return report.state, {(f.spec.name, c.name): c.state for f in report.files for c in f.classes}
+
+
+def assert_order_free(site: Path) -> None:
+    install = locate_root(site, found_by="test")
+    expected = decided(classify_install(install, load_spec()))
+    for spec in shuffled_specs(seed=len(str(site))):
+        assert decided(classify_install(install, spec)) == expected
+
+
+@pytest.mark.parametrize("shape", FIXTURE_SHAPES, ids="+".join)
+def test_classification_ignores_the_order_of_files_and_classes(make_install: MakeInstall, shape: tuple) -> None:
+    site = make_install(*shape)
+    assert_order_free(site)
+    if classify_site(site).state == UNPATCHED:
+        patch_site(site)
+        assert_order_free(site)
+
+
+@pytest.mark.corpus
+def test_every_release_classifies_the_same_in_any_order(release: str, release_site: Callable[[str], Path]) -> None:
+    assert_order_free(release_site(release))
