@@ -49,6 +49,15 @@ def emit(payload: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def read_result(stdout: str) -> dict[str, Any] | None:
+    """The parent's side of ``emit``: the child's last answer, None if it gave none."""
+    answers = [line[len(RESULT_TAG) :] for line in stdout.splitlines() if line.startswith(RESULT_TAG)]
+    if not answers:
+        return None
+    answer: dict[str, Any] = json.loads(answers[-1])
+    return answer
+
+
 def last_line(exc: BaseException) -> str:
     lines = traceback.format_exception_only(type(exc), exc)
     return lines[-1].strip() if lines else type(exc).__name__
@@ -143,6 +152,7 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             result[name] = {"error": last_line(exc), "traceback": traceback.format_exc()[-4000:]}
         finally:
             os.environ.pop(capture_evidence.ENV_FILE, None)
+            os.environ.pop(capture_evidence.ENV_DRAFT_IDS, None)
         if evidence is not None:
             result[name]["evidence"] = capture_evidence.summarize(capture_evidence.read(evidence))
         if "error" in result[name] and request.get("stop_on_error", True):

@@ -136,7 +136,6 @@ class Recorder:
             record["aux_shape"] = list(aux.shape)
             record["aux_finite"] = bool(torch.isfinite(aux.float()).all())
             self.recent_aux = [*self.recent_aux[-(_RECENT_AUX - 1) :], aux.detach().clone()]
-        if aux is not None:
             wanted = expected_layers(self.draft_ids, len(module.layers))
             record["expected_layers"] = wanted
             if all(layer in self.streams for layer in wanted):

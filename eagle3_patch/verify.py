@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eagle3_patch._cuda_run import RESULT_TAG, last_exception
+from eagle3_patch._cuda_run import last_exception, read_result
 from eagle3_patch.classify import InstallReport, MethodRef, SourceIndex, delegates
 from eagle3_patch.errors import EXIT_CUDA_UNAVAILABLE, EXIT_OK, EXIT_UNPATCHED, UnsupportedError
 from eagle3_patch.spec import ClassSpec, PatchSpec
@@ -530,12 +530,11 @@ def _child(python: str, args: list[str], *, timeout: int, env: dict[str, str] | 
         return {"child_error": f"gave no answer within {timeout} s"}
     except OSError as exc:
         return {"child_error": f"cannot run {python} ({exc.strerror})"}
-    answers = [line[len(RESULT_TAG) :] for line in completed.stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if not answers:
+    answer = read_result(completed.stdout)
+    if answer is None:
         reason = last_exception(completed.stderr) if completed.stderr.strip() else "no output"
         return {"child_error": f"exit status {completed.returncode}: {reason}"}
-    parsed: dict[str, Any] = json.loads(answers[-1])
-    return parsed
+    return answer
 
 
 def _cannot_run(probe: dict[str, Any], report: InstallReport) -> str:
@@ -555,6 +554,17 @@ def _cannot_run(probe: dict[str, Any], report: InstallReport) -> str:
     return ""
 
 
+def token_mismatch(plain: list[list[int]], eagle3: list[list[int]]) -> str:
+    """Why the speculative outputs are not the greedy ones ("" when every prompt's tokens are equal)."""
+    if not plain or len(plain) != len(eagle3):
+        return f"{len(eagle3)} EAGLE-3 outputs for {len(plain)} prompts served plainly"
+    for index, (expected, got) in enumerate(zip(plain, eagle3, strict=True)):
+        if not expected or expected != got:
+            position = next((i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b), len(expected))
+            return f"prompt {index}: EAGLE-3 tokens differ from greedy from position {position}"
+    return ""
+
+
 def judge_runs(result: dict[str, Any], what: str) -> Level:
     """The cuda level's verdict on the child's runs (also applied by scripts/runtime_proof.py on CPU)."""
     if "child_error" in result:
@@ -571,14 +581,9 @@ def judge_runs(result: dict[str, Any], what: str) -> Level:
         return Level("cuda", FAILED, f"capture evidence failed: {problems}")
     if eagle3.get("accept_length") is None:
         return Level("cuda", FAILED, "the EAGLE-3 run reported no mean accept length")
-    if not plain["tokens"] or len(plain["tokens"]) != len(eagle3["tokens"]):
-        return Level(
-            "cuda", FAILED, f"{len(eagle3['tokens'])} EAGLE-3 outputs for {len(plain['tokens'])} prompts served plainly"
-        )
-    for index, (expected, got) in enumerate(zip(plain["tokens"], eagle3["tokens"], strict=True)):
-        if not expected or expected != got:
-            position = next((i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b), len(expected))
-            return Level("cuda", FAILED, f"prompt {index}: EAGLE-3 tokens differ from greedy from position {position}")
+    mismatch = token_mismatch(plain["tokens"], eagle3["tokens"])
+    if mismatch:
+        return Level("cuda", FAILED, mismatch)
     return Level(
         "cuda",
         PASSED,

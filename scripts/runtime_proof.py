@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from eagle3_patch import capture_evidence, tiny_checkpoints  # noqa: E402
-from eagle3_patch._cuda_run import RESULT_TAG, last_exception  # noqa: E402
+from eagle3_patch._cuda_run import last_exception, read_result  # noqa: E402
 from eagle3_patch.engine_args import (  # noqa: E402
     common_options,
     eagle3_options,
@@ -56,7 +56,7 @@ from eagle3_patch.engine_args import (  # noqa: E402
 )
 from eagle3_patch.fetch import FetchError, fetch_wheel  # noqa: E402
 from eagle3_patch.locate import locate_root  # noqa: E402
-from eagle3_patch.verify import copy_child_scripts, judge_runs  # noqa: E402
+from eagle3_patch.verify import copy_child_scripts, judge_runs, token_mismatch  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
 import cpu_workarounds  # noqa: E402
@@ -221,7 +221,7 @@ def install_self(python: Path, root: Path) -> None:
     shutil.rmtree(build, ignore_errors=True)
     shutil.copytree(REPO, build, ignore=shutil.ignore_patterns(".git", ".venv", "*.egg-info", "build", "__pycache__"))
     run_logged([str(python), "-m", "pip", "install", "--force-reinstall", "--no-deps", str(build)])
-    run_logged([str(python), "-m", "pip", "install", "libcst>=1.1", "click>=8.1", "rich>=13", "filelock>=4.0"])
+    run_logged([str(python), "-m", "pip", "install", str(build)])  # its dependencies, as pyproject.toml lists them
     shutil.rmtree(build, ignore_errors=True)
     stamp.write_text(digest.hexdigest(), encoding="utf-8")
 
@@ -286,8 +286,8 @@ def run_child(python: Path, scripts: Path, request: dict[str, Any], work: Path, 
             check=False,
             timeout=1800,
         )
-    answers = [line[len(RESULT_TAG) :] for line in completed.stdout.splitlines() if line.startswith(RESULT_TAG)]
-    if not answers:
+    result = read_result(completed.stdout)
+    if result is None:
         # SGLang killed the child (see last_exception): the scheduler's evidence file still tells.
         reason = last_exception(log_path.read_text(encoding="utf-8", errors="replace"))
         killed: dict[str, Any] = {"child_error": reason, "exit_status": completed.returncode, "log": str(log_path)}
@@ -299,7 +299,6 @@ def run_child(python: Path, scripts: Path, request: dict[str, Any], work: Path, 
                     "evidence": capture_evidence.summarize(capture_evidence.read(evidence)),
                 }
         return killed
-    result: dict[str, Any] = json.loads(answers[-1])
     result["seconds"] = round(time.monotonic() - started, 1)
     result["log"] = str(log_path)
     return result
@@ -324,18 +323,6 @@ def first_error(result: dict[str, Any], name: str) -> str:
         return str(result["child_error"])
     run = result.get(name)
     return str(run["error"]) if run and "error" in run else ""
-
-
-def compare_decode(plain: dict[str, Any], eagle3: dict[str, Any]) -> tuple[str, str]:
-    """token-identical, or where the first prompt differs; counts must match."""
-    expected, got = plain.get("tokens") or [], eagle3.get("tokens") or []
-    if not expected or len(expected) != len(got):
-        return "differs", f"{len(got)} EAGLE-3 outputs for {len(expected)} plain ones"
-    for index, (a, b) in enumerate(zip(expected, got, strict=True)):
-        if not a or a != b:
-            position = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-            return "differs", f"prompt {index} differs from token {position}"
-    return "token-identical", f"{len(expected)} prompts x {len(expected[0])} tokens equal"
 
 
 def models_hashes(models_dir: Path, wheel_hashes: dict[str, str]) -> tuple[bool, list[str]]:
@@ -521,7 +508,10 @@ def judge_patched(result: dict[str, Any], *, decode: bool, what: str) -> dict[st
         if plain_error:
             verdict["detail"] = f"plain run failed: {plain_error}"
         else:
-            verdict["decode"], detail = compare_decode(result["plain"], eagle3)
+            plain_tokens = result["plain"].get("tokens") or []
+            mismatch = token_mismatch(plain_tokens, eagle3.get("tokens") or [])
+            verdict["decode"] = "differs" if mismatch else "token-identical"
+            detail = mismatch or f"{len(plain_tokens)} prompts x {len(plain_tokens[0])} tokens equal"
             verdict["detail"] = "; ".join(filter(None, [verdict["detail"], detail]))
     return verdict
 
