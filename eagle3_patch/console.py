@@ -1,12 +1,13 @@
-"""Everything eagle3-patch prints goes through here (called only from the CLI).
+"""The output channel of one command: plain text, rich on a terminal, or one JSON object.
 
-Rich styling on a terminal; plain text without escape codes when piped or when
-``NO_COLOR`` is set; one JSON object with ``--json``. rich is imported only when
-it will actually render, which keeps ``check`` in a Docker build cheap.
+Used only by ``render``. Plain text without escape codes when piped or when
+``NO_COLOR`` is set; rich styling (``rich_output``) only on a terminal, the one
+place it is imported, so that ``check`` in a Docker build never pays for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from typing import Any
 
 import click
 
-_STATE_STYLES = {
+STATE_STYLES = {
     "patched": "green",
     "native": "green",
     "unpatched": "yellow",
@@ -37,26 +38,21 @@ class Output:
         self.rich = (
             not as_json and sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         )
-        self._console: Any = None
+        self._styled: Any = None
 
-    def _rich_console(self) -> Any:
-        if self._console is None:
-            from rich.console import Console
+    def _terminal(self) -> Any:
+        if self._styled is None:
+            from eagle3_patch import rich_output  # rich: only on a terminal (about 55 ms to import)
 
-            self._console = Console(highlight=False)
-        return self._console
+            self._styled = rich_output.RichOutput(STATE_STYLES)
+        return self._styled
 
     def line(self, text: str, *, state: str | None = None) -> None:
         """A line of human output; ``state`` colours its first word ("patched:") on a terminal."""
         if self.as_json or self.quiet:
             return
-        if self.rich and state in _STATE_STYLES:
-            from rich.text import Text
-
-            head, _, rest = text.partition(" ")
-            rendered = Text(head, style=f"bold {_STATE_STYLES[state]}")
-            rendered.append(" " + rest if rest else "")
-            self._rich_console().print(rendered)
+        if self.rich and state in STATE_STYLES:
+            self._terminal().line(text, state)
         else:
             click.echo(text)
 
@@ -72,16 +68,7 @@ class Output:
         if self.as_json or self.quiet:
             return
         if self.rich:
-            from rich.table import Table
-
-            table = Table(*headers, box=None, pad_edge=False)
-            for row in rows:
-                cells = list(row)
-                style = _STATE_STYLES.get(cells[state_column])
-                if style:
-                    cells[state_column] = f"[{style}]{cells[state_column]}[/]"
-                table.add_row(*cells)
-            self._rich_console().print(table)
+            self._terminal().table(headers, rows, state_column)
             return
         widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
         for row in [headers, *rows]:
@@ -91,13 +78,9 @@ class Output:
         if self.as_json or self.quiet or not text:
             return
         if self.rich:
-            from rich.syntax import Syntax
-
-            self._rich_console().print(Syntax(text, "diff", theme="ansi_dark", background_color="default"))
+            self._terminal().diff(text)
         else:
             click.echo(text, nl=not text.endswith("\n"))
 
     def emit_json(self, payload: dict[str, Any]) -> None:
-        import json
-
         click.echo(json.dumps(payload, indent=2, sort_keys=False))

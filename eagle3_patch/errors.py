@@ -1,14 +1,15 @@
-"""Expected failures, each carrying the exit code the README documents.
+"""Every failure eagle3-patch expects, each carrying the exit code the README documents.
 
-Stages raise these; only the CLI turns them into a message and an exit status,
-so the same condition gives the same code from every command.
+Stages raise these; only the output layer turns them into one line (or one
+JSON object), so the same condition gives the same code from every command.
+Anything else that escapes a command is a bug: exit 70 with a traceback log.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not at run time: the pre-commit hook never loads pathlib
     from pathlib import Path
 
 #: Exit codes, the same for every command (README, "Exit codes").
@@ -51,6 +52,14 @@ class UnsupportedError(Eagle3PatchError):
     state = "unsupported"
 
 
+class ValidationError(UnsupportedError):
+    """Our own output failed a check before any write: nothing is written, and the layout is refused."""
+
+
+class EngineArgsError(UnsupportedError):
+    """This release's ServerArgs lacks an option the cuda level needs."""
+
+
 class DriftError(Eagle3PatchError):
     """A file changed since we patched it, or our backup/record disagrees with it."""
 
@@ -68,3 +77,22 @@ class WriteError(Eagle3PatchError):
 
     exit_code = EXIT_CANNOT_WRITE
     state = "cannot-write"
+
+
+class LockTimeout(WriteError):
+    """Another eagle3-patch holds the install's lock for longer than --lock-timeout."""
+
+
+# Errors in data, not in an install: they never reach the user as a state.
+
+
+class SpecError(ValueError):
+    """The shipped data (anchors/) is inconsistent: a bug in eagle3-patch, not in the install."""
+
+
+class LedgerError(ValueError):
+    """Our ledger cannot be read (truncated, edited, unknown format); classify then ignores it."""
+
+
+class FetchError(RuntimeError):
+    """A release could not be listed or downloaded from the package index."""

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from eagle3_patch.errors import FetchError
+
 CACHE_ENV = "EAGLE3_PATCH_WHEEL_CACHE"
 PACKAGE = "sglang"
 
@@ -32,10 +34,6 @@ _TARGET_FLAGS = (
     "--platform", "manylinux_2_39_x86_64",
     "--platform", "any",
 )  # fmt: skip
-
-
-class FetchError(RuntimeError):
-    """A release could not be listed or downloaded."""
 
 
 def cache_dir() -> Path:

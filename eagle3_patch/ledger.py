@@ -12,14 +12,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from eagle3_patch.anchors import data
+from eagle3_patch.errors import LedgerError
+from eagle3_patch.reading import read_witness
+
 LEDGER_NAME = ".eagle3-patch.json"
 BACKUP_SUFFIX = ".eagle3-bak"
 EDITED_SUFFIX = ".eagle3-edited"
 LEDGER_FORMAT = 1
-
-
-class LedgerError(ValueError):
-    """The ledger cannot be read: truncated, edited, or from an unknown format."""
 
 
 @dataclass(frozen=True)
@@ -55,46 +55,36 @@ class Ledger:
 
 
 def targets_sha256() -> str:
-    """The sha256 of the shipped targets.toml: a ledger written under other targets is not trusted alone."""
-    from eagle3_patch.anchors import data
-
+    """The sha256 of the shipped targets.toml, recorded in the ledger (which targets it was written under)."""
     return sha256_hex(data("targets.toml"))
 
 
-def vouched_patched(models_dir: Path, targets_digest: str) -> bool:
-    """True when the ledger vouches for the whole install as patched, with no parsing at all.
+def vouches_for_patched(models_dir: Path, *, targets_digest: str, tool_version: str) -> bool:
+    """True only when classify, run now, would find the install patched with nothing to note.
 
-    Every file it patched still hashes to what it wrote, every other target file
-    is as it was left, and the targets are the ones it was written under: then
-    the full classification could only say "patched". ``check`` asks this first,
-    so that in a Docker build or a pre-commit run it reads a few files and hashes
-    them, nothing more. Any doubt returns False, and the caller classifies.
+    classify settles a file whose bytes hash to what the ledger says we wrote
+    from the ledger alone (``classify._as_recorded``). When that holds for every
+    file we patched, no other target file is present (absent then and now), and
+    the ledger was written by this very eagle3-patch under these very targets,
+    classify parses nothing and its verdict is "patched", without notes: its
+    rules are applied here without importing it. ``check`` asks this first, so a
+    Docker build or a pre-commit run reads and hashes a few files. Any doubt
+    returns False, and the caller classifies.
     """
-    data = _read(models_dir / LEDGER_NAME)
+    data = read_witness(models_dir / LEDGER_NAME)
     if data is None:
         return False
     try:
         ledger = parse_ledger(data)
     except LedgerError:
         return False
-    if not ledger.entries or not ledger.targets_sha256 or ledger.targets_sha256 != targets_digest:
+    if not ledger.entries or (ledger.targets_sha256, ledger.tool_version) != (targets_digest, tool_version):
         return False
     for entry in ledger.entries:
-        content = _read(models_dir / entry.name)
+        content = read_witness(models_dir / entry.name)
         if content is None or sha256_hex(content) != entry.patched_sha256:
             return False
-    for name, digest in ledger.untouched:
-        content = _read(models_dir / name)
-        if (content is None) != (digest is None) or (content is not None and sha256_hex(content) != digest):
-            return False
-    return True
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return None
+    return all(digest is None and not (models_dir / name).exists() for name, digest in ledger.untouched)
 
 
 def backup_path_for(path: Path) -> Path:

@@ -8,7 +8,9 @@ Docker build steps without a GPU stack, so every route here reads files only:
 from __future__ import annotations
 
 import ast
+import json
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +58,6 @@ def locate(*, sglang_root: str | None = None, python: str | None = None) -> Inst
 
 def locate_python(python: str) -> Install:
     """Ask another interpreter (a venv, conda env, Docker stage) where its sglang is."""
-    import json
-    import subprocess
-
     source = Path(_probe.__file__).read_text(encoding="utf-8")
     try:
         completed = subprocess.run(

@@ -1,30 +1,30 @@
 """Decide what apply and revert would write, from a classified install.
 
 Turns an InstallReport into a WritePlan: runs the transformer on the files that
-need it, validates each result, and works out backups and ledger entries. Reads
-nothing but what the report carries (and backups, via resolve_pristine); writes
-nothing.
+need it, validates each result, and works out backups and ledger entries. Takes
+the report as given (states, bytes, originals and their witnesses are decided
+by classify); reads nothing but backups (to avoid rewriting an identical one),
+writes nothing.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from eagle3_patch import __version__
-from eagle3_patch.classify import FileReport, InstallReport, detect_encoding, resolve_pristine
+from eagle3_patch.classify import FileReport, InstallReport
 from eagle3_patch.errors import DriftError, UnsupportedError
 from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex, targets_sha256
+from eagle3_patch.marker import MARKER
+from eagle3_patch.reading import read_witness
+from eagle3_patch.source import class_spans, decode_source, detect_encoding
 from eagle3_patch.spec import PatchSpec
 from eagle3_patch.states import DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
+from eagle3_patch.transform import InsertedMethod, Insertion, TransformFailure, patch_classes, patch_source
 from eagle3_patch.validate import validate_patch
 from eagle3_patch.write import FileChange, WritePlan
-
-if TYPE_CHECKING:
-    from eagle3_patch.transform import ClassSpan, InsertedMethod
 
 _NEEDS_PATCH = (UNPATCHED, PATCHED_OLD)
 _CARRIES_OURS = (PATCHED, PATCHED_OLD, DRIFTED)
@@ -38,6 +38,10 @@ class FilePlan:
     new_content: bytes
     inserted: tuple[InsertedMethod, ...] = ()
 
+    @property
+    def diff(self) -> str:
+        return unified_diff(self)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -49,7 +53,7 @@ class Plan:
 
 def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     """What apply writes: every unpatched or older block patched, validated, backed up."""
-    _refuse_unsupported(report)
+    refuse_unsupported(report)
     if report.state == DRIFTED:
         raise DriftError(
             f"{report.reason}; nothing was changed. Run `eagle3-patch revert --force` to restore "
@@ -67,38 +71,30 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             entries.pop(file.spec.name, None)  # a stale record of an older install
         if file.state not in _NEEDS_PATCH:
             continue
-        from eagle3_patch.transform import Insertion, ParserSyntaxError, patch_classes, patch_source  # libcst
-
         targets = tuple(c for c in file.spec.classes if _class_state(file, c.name) in _NEEDS_PATCH)
         insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in targets)
-        try:
-            if file.tree is None:
-                result = patch_source(file.content, insertions, hook=spec.hook)
-            else:
-                spans = _class_spans(file.tree)
-                encoding = detect_encoding(file.content)
-                result = patch_classes(file.content, insertions, hook=spec.hook, spans=spans, encoding=encoding)
-        except ParserSyntaxError as exc:
-            raise UnsupportedError(
-                f"libcst cannot parse this file ({exc.message}); nothing was changed", path=file.path
-            ) from exc
-        if result.refused:
-            reasons = "; ".join(f"{r.class_name}: {r.reason}" for r in result.refused)
-            raise UnsupportedError(f"cannot patch ({reasons}): unknown layout", path=file.path)
+        if file.tree is None:
+            result = patch_source(file.content, insertions, hook=spec.hook)
+        else:
+            spans = class_spans(file.tree)
+            encoding = detect_encoding(file.content)
+            result = patch_classes(file.content, insertions, hook=spec.hook, spans=spans, encoding=encoding)
+        if isinstance(result, TransformFailure):
+            raise UnsupportedError(f"{result.reason}; nothing was changed", path=file.path)
         validate_patch(
             file.content,
-            result.patched,
+            result.code,
             path=file.path,
             classes=tuple(c.name for c in targets),
             hook=spec.hook,
             original_tree=file.tree,
         )
-        pristine = _pristine_for_apply(report, file, spec)
+        pristine = _original_for_apply(report, file)
         backup = None if _backup_bytes(file) == pristine else pristine
         entries[file.spec.name] = LedgerEntry(
             name=file.spec.name,
             pristine_sha256=sha256_hex(pristine),
-            patched_sha256=sha256_hex(result.patched),
+            patched_sha256=sha256_hex(result.code),
             classes=tuple(
                 (
                     c.name,
@@ -109,12 +105,12 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
                 for c in file.spec.classes
             ),  # fmt: skip
         )
-        files.append(FilePlan(file, result.patched, result.inserted))
+        files.append(FilePlan(file, result.code, result.inserted))
         changes.append(
             FileChange(
                 path=file.path,
                 expected_sha256=sha256_hex(file.content),
-                new_content=result.patched,
+                new_content=result.code,
                 backup=backup,
                 backup_path=file.backup_path,
             )
@@ -128,7 +124,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, render_ledger(ledger)))
 
 
-def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) -> Plan:
+def plan_revert(report: InstallReport, *, force: bool = False) -> Plan:
     """What revert writes: each file carrying our blocks gets its verified original back."""
     carrying = [f for f in report.files if f.content is not None and f.state in _CARRIES_OURS]
     # Left behind by an interrupted revert: backups identical to their (original) file, and the ledger.
@@ -138,7 +134,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
         if f.content is not None and f.state not in _CARRIES_OURS and _backup_bytes(f) == f.content
     )
     if not carrying:
-        _refuse_unsupported(report)
+        refuse_unsupported(report)
         if redundant or report.ledger is not None:
             return Plan(report, (), WritePlan((), report.ledger_path, None, remove=redundant))
         return Plan(report, (), None)
@@ -153,20 +149,18 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
     changes = []
     for file in carrying:
         assert file.content is not None
-        entry = report.ledger.get(file.spec.name) if report.ledger else None
-        pristine = file.pristine or resolve_pristine(report.install, file.spec, file.content, entry, spec.hook)
-        if pristine is None:
+        if file.original is None:
             raise DriftError(
                 "no intact copy of the original (backup missing or damaged, and removing our "
                 f"blocks does not give the recorded bytes); nothing was changed. Reinstall: {reinstall_hint(report)}",
                 path=file.path,
             )
-        files.append(FilePlan(file, pristine))
+        files.append(FilePlan(file, file.original.content))
         changes.append(
             FileChange(
                 path=file.path,
                 expected_sha256=sha256_hex(file.content),
-                new_content=pristine,
+                new_content=file.original.content,
                 backup_path=file.backup_path,
                 remove_backup=True,
                 keep_as=_unused_path(file.backup_path.with_name(file.path.name + EDITED_SUFFIX))
@@ -184,8 +178,8 @@ def unified_diff(file_plan: FilePlan) -> str:
     name = str(file_plan.report.path)
     return "".join(
         difflib.unified_diff(
-            _text(old).splitlines(keepends=True),
-            _text(file_plan.new_content).splitlines(keepends=True),
+            decode_source(old).splitlines(keepends=True),
+            decode_source(file_plan.new_content).splitlines(keepends=True),
             fromfile=f"a{name}" if name.startswith("/") else f"a/{name}",
             tofile=f"b{name}" if name.startswith("/") else f"b/{name}",
         )
@@ -198,7 +192,8 @@ def reinstall_hint(report: InstallReport) -> str:
     return f"pip install --force-reinstall --no-deps {pin}"
 
 
-def _refuse_unsupported(report: InstallReport) -> None:
+def refuse_unsupported(report: InstallReport) -> None:
+    """Raise the refusal for an install eagle3-patch cannot patch (exit 3); nothing is changed."""
     if report.state == UNSUPPORTED:
         raise UnsupportedError(
             f"unsupported SGLang {report.install.version}: {report.reason}. Nothing was changed; "
@@ -213,31 +208,17 @@ def _class_state(file: FileReport, name: str) -> str:
     return NATIVE
 
 
-def _pristine_for_apply(report: InstallReport, file: FileReport, spec: PatchSpec) -> bytes:
+def _original_for_apply(report: InstallReport, file: FileReport) -> bytes:
     """The original bytes to back up: the file itself unless it already carries our blocks."""
     assert file.content is not None
-    if not any(c.marker is not None for c in file.classes):
+    if not file.carries_ours:
         return file.content
-    entry = report.ledger.get(file.spec.name) if report.ledger else None
-    pristine = file.pristine or resolve_pristine(report.install, file.spec, file.content, entry, spec.hook)
-    if pristine is None:
+    if file.original is None:
         raise DriftError(
-            f"carries older [EAGLE3-PATCH] blocks but no intact original; reinstall: {reinstall_hint(report)}",
+            f"carries older {MARKER} blocks but no intact original; reinstall: {reinstall_hint(report)}",
             path=file.path,
         )
-    return pristine
-
-
-def _class_spans(tree: ast.Module) -> tuple[ClassSpan, ...]:
-    """The lines of each top-level class (the last definition of a name wins, as in Python)."""
-    from eagle3_patch.transform import ClassSpan
-
-    spans: dict[str, ClassSpan] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            spans[node.name] = ClassSpan(node.name, first, node.end_lineno or node.lineno)
-    return tuple(spans.values())
+    return file.original.content
 
 
 def _unused_path(path: Path) -> Path:
@@ -250,14 +231,4 @@ def _unused_path(path: Path) -> Path:
 
 
 def _backup_bytes(file: FileReport) -> bytes | None:
-    try:
-        return file.backup_path.read_bytes()
-    except OSError:
-        return None
-
-
-def _text(data: bytes) -> str:
-    try:
-        return data.decode(detect_encoding(data))
-    except (SyntaxError, LookupError, UnicodeDecodeError):
-        return data.decode("utf-8", errors="replace")
+    return read_witness(file.backup_path)

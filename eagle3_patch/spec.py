@@ -7,10 +7,12 @@ such, not a code change. The verified-release table is in ``verified.py``.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from functools import cache
+
+from eagle3_patch.anchors import data
+from eagle3_patch.errors import SpecError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,22 +20,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 
-#: The tag every inserted block carries; a second run keys on it. Our comment line
-#: starts with the literal ``# [EAGLE3-PATCH]`` (what grep and the model card's
-#: one-shot script look for); up to template version 1 it read
-#: ``# [EAGLE3-PATCH decoder-v1]``, which is still recognised.
-MARKER_TAG = "[EAGLE3-PATCH"
-MARKER = "[EAGLE3-PATCH]"
-_MARKER_RE = re.compile(
-    r"\[EAGLE3-PATCH(?:\s+(?P<old_template>[A-Za-z0-9_]+)-v(?P<old_version>\d+))?\]"
-    r"(?:[ \t]+(?P<template>[A-Za-z0-9_]+)-v(?P<version>\d+)\b)?"
-)
-
 ROLES = ("decoder", "wrapper")
-
-
-class SpecError(ValueError):
-    """The shipped data is inconsistent: a bug in eagle3-patch, not in the install."""
 
 
 @dataclass(frozen=True)
@@ -47,22 +34,6 @@ class Template:
     @property
     def ident(self) -> str:
         return f"{self.name}-v{self.version}"
-
-    @property
-    def marker_comment(self) -> str:
-        """The comment line placed above the inserted method."""
-        return (
-            f"# {MARKER} {self.ident}: added by eagle3-patch for EAGLE-3 aux "
-            "hidden-state capture; undo with: eagle3-patch revert"
-        )
-
-
-@dataclass(frozen=True)
-class Marker:
-    """What a ``[EAGLE3-PATCH ...]`` comment says; version 0 when it names none."""
-
-    template: str | None
-    version: int
 
 
 @dataclass(frozen=True)
@@ -117,16 +88,6 @@ class PatchSpec:
         raise SpecError(f"no template named {name!r}")
 
 
-def parse_marker(text: str) -> Marker | None:
-    """Read the first ``[EAGLE3-PATCH ...]`` tag in ``text``; None when there is none."""
-    match = _MARKER_RE.search(text)
-    if match is None:
-        return None if MARKER_TAG not in text else Marker(template=None, version=0)
-    template = match.group("template") or match.group("old_template")
-    version = match.group("version") or match.group("old_version")
-    return Marker(template=template, version=int(version) if version else 0)
-
-
 @cache
 def load_spec() -> PatchSpec:
     """The targets and templates shipped with this version of eagle3-patch."""
@@ -179,6 +140,4 @@ def spec_from_toml(text: str) -> PatchSpec:
 
 
 def _read_data(name: str) -> str:
-    from eagle3_patch.anchors import data
-
     return str(data(name).decode("utf-8"))

@@ -1,9 +1,12 @@
 """Stage 4: insert (or remove) our marked hook methods with libcst.
 
-Pure functions from bytes to bytes: nothing here reads or writes files. libcst
-keeps every byte we do not touch (comments, blank lines, CRLF, a BOM, an
-encoding cookie), and new code is parsed with the module's own config so its
-indentation and newlines match the file it lands in.
+Pure functions from bytes to a result object, in libcst's own shape
+(``TransformSuccess`` or ``TransformFailure``): nothing here reads or writes
+files, and the only failure caught is the one that is about the input (libcst
+cannot parse it); anything else is a bug and propagates. libcst keeps every
+byte we do not touch (comments, blank lines, CRLF, a BOM, an encoding cookie),
+and new code is parsed with the module's own config so its indentation and
+newlines match the file it lands in.
 """
 
 from __future__ import annotations
@@ -11,21 +14,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Union
 
 import libcst as cst
 from libcst import ParserSyntaxError
 
-from eagle3_patch.spec import MARKER_TAG, Anchor, Template
-
-__all__ = [
-    "ClassSpan",
-    "Insertion",
-    "ParserSyntaxError",
-    "TransformResult",
-    "patch_classes",
-    "patch_source",
-    "strip_source",
-]
+from eagle3_patch.marker import choose_anchor, has_marker, marker_line
+from eagle3_patch.source import ClassSpan
+from eagle3_patch.spec import Anchor, Template
 
 
 @dataclass(frozen=True)
@@ -54,38 +50,38 @@ class Refusal:
 
 
 @dataclass(frozen=True)
-class TransformResult:
+class TransformSuccess:
     source: bytes
-    patched: bytes
-    inserted: tuple[InsertedMethod, ...]
-    refused: tuple[Refusal, ...]
+    #: The new bytes (equal to ``source`` when every class already had its block).
+    code: bytes
+    inserted: tuple[InsertedMethod, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return self.patched != self.source
+        return self.code != self.source
+
+
+@dataclass(frozen=True)
+class TransformFailure:
+    source: bytes
+    #: One line: libcst cannot parse the file, or which classes refused and why.
+    reason: str
+    refused: tuple[Refusal, ...] = ()
+
+
+TransformResult = Union[TransformSuccess, TransformFailure]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
 def patch_source(source: bytes, insertions: tuple[Insertion, ...], *, hook: str) -> TransformResult:
     """Insert each template into its class; a class already carrying it is left as is."""
-    with _line_feeds(source) as text:
-        module = cst.parse_module(text.source)
-        transformer = InsertHookTransformer(insertions, hook=hook, module=module)
-        text.result = module.visit(transformer).bytes
-    return TransformResult(
-        source=source,
-        patched=text.result,
-        inserted=tuple(transformer.inserted),
-        refused=tuple(transformer.refused),
-    )
-
-
-@dataclass(frozen=True)
-class ClassSpan:
-    """Where a top-level class sits in the file: 1-based first and last line (decorators included), from ast."""
-
-    name: str
-    first_line: int
-    last_line: int
+    try:
+        with _line_feeds(source) as text:
+            module = cst.parse_module(text.source)
+            transformer = InsertHookTransformer(insertions, hook=hook, module=module)
+            text.result = module.visit(transformer).bytes
+    except ParserSyntaxError as exc:
+        return _unparsable(source, exc)
+    return _result(source, text.result, transformer.inserted, transformer.refused)
 
 
 def patch_classes(
@@ -109,23 +105,40 @@ def patch_classes(
     for insertion in insertions:
         span = by_name[insertion.class_name]
         chunk = b"".join(lines[span.first_line - 1 : span.last_line])
-        with _line_feeds(chunk) as text:
-            module = cst.parse_module(text.source.decode(codec))
-            transformer = InsertHookTransformer((insertion,), hook=hook, module=module)
-            text.result = module.visit(transformer).code.encode(codec)
+        try:
+            with _line_feeds(chunk) as text:
+                module = cst.parse_module(text.source.decode(codec))
+                transformer = InsertHookTransformer((insertion,), hook=hook, module=module)
+                text.result = module.visit(transformer).code.encode(codec)
+        except ParserSyntaxError as exc:
+            return _unparsable(source, exc)
         inserted.extend(transformer.inserted)
         refused.extend(transformer.refused)
         pieces.append((span.first_line - 1, span.last_line, text.result))
     for start, end, replacement in sorted(pieces, reverse=True):
         lines[start:end] = [replacement]
-    return TransformResult(source, b"".join(lines), tuple(inserted), tuple(refused))
+    return _result(source, b"".join(lines), inserted, refused)
 
 
-def strip_source(source: bytes, *, hook: str) -> bytes:
+def strip_source(source: bytes, *, hook: str) -> TransformResult:
     """Remove every marked ``hook`` method from top-level classes: the inverse of patching."""
-    with _line_feeds(source) as text:
-        text.result = cst.parse_module(text.source).visit(StripHookTransformer(hook=hook)).bytes
-    return text.result
+    try:
+        with _line_feeds(source) as text:
+            text.result = cst.parse_module(text.source).visit(StripHookTransformer(hook=hook)).bytes
+    except ParserSyntaxError as exc:
+        return _unparsable(source, exc)
+    return TransformSuccess(source, text.result)
+
+
+def _result(source: bytes, code: bytes, inserted: list[InsertedMethod], refused: list[Refusal]) -> TransformResult:
+    if refused:
+        reasons = "; ".join(f"{r.class_name}: {r.reason}" for r in refused)
+        return TransformFailure(source, f"cannot patch ({reasons}): unknown layout", tuple(refused))
+    return TransformSuccess(source, code, tuple(inserted))
+
+
+def _unparsable(source: bytes, exc: ParserSyntaxError) -> TransformFailure:
+    return TransformFailure(source, f"libcst cannot parse this file ({exc.message})")
 
 
 class _Text:
@@ -150,8 +163,8 @@ def _line_feeds(source: bytes) -> Iterator[_Text]:
 
 
 def is_marked(node: cst.FunctionDef) -> bool:
-    """A method we inserted: a ``[EAGLE3-PATCH`` comment above it or inside it."""
-    if any(line.comment and MARKER_TAG in line.comment.value for line in node.leading_lines):
+    """A block of ours (marker.py's rule): a marker in the lines leading to the method, or inside it."""
+    if any(line.comment and has_marker(line.comment.value) for line in node.leading_lines):
         return True
     finder = _MarkerFinder()
     node.visit(finder)
@@ -169,7 +182,7 @@ class _MarkerFinder(cst.CSTVisitor):
         self.found = False
 
     def visit_Comment(self, node: cst.Comment) -> None:
-        self.found = self.found or MARKER_TAG in node.value
+        self.found = self.found or has_marker(node.value)
 
 
 class _TopLevelClassTransformer(cst.CSTTransformer):
@@ -229,12 +242,12 @@ class InsertHookTransformer(_TopLevelClassTransformer):
             body[index] = method
             placement = "replaced an older [EAGLE3-PATCH] block"
         else:
-            found = self._anchor_index(body, insertion.anchors)
+            found = choose_anchor(insertion.anchors, [_def_name(s) for s in body])
             if found is None:
                 anchors = ", ".join(str(a) for a in insertion.anchors)
                 self.refused.append(Refusal(name, f"no anchor matched ({anchors})"))
                 return updated_node
-            index, anchor = found
+            anchor, index = found
             body.insert(index, method)
             placement = str(anchor)
         self.inserted.append(InsertedMethod(name, insertion.template.ident, placement))
@@ -246,21 +259,11 @@ class InsertHookTransformer(_TopLevelClassTransformer):
                 self.refused.append(Refusal(name, "class not found"))
         return updated_node
 
-    @staticmethod
-    def _anchor_index(body: list[cst.BaseStatement], anchors: tuple[Anchor, ...]) -> tuple[int, Anchor] | None:
-        for anchor in anchors:
-            if anchor.method is None:
-                return len(body), anchor
-            matching = [i for i, s in enumerate(body) if is_method(s, anchor.method)]
-            if matching:
-                return matching[-1] + 1, anchor
-        return None
-
     def _render(self, template: Template) -> cst.FunctionDef:
         """Parse the template as this module would have written it: its indent, its newline."""
         indent = self._module.default_indent
         newline = self._module.default_newline
-        lines = [template.marker_comment, *template.source.splitlines()]
+        lines = [marker_line(template.ident), *template.source.splitlines()]
         text = newline.join(_reindent(line, indent) for line in lines) + newline
         method = cst.parse_statement(text, config=self._module.config_for_parsing)
         assert isinstance(method, cst.FunctionDef)
@@ -286,6 +289,10 @@ class StripHookTransformer(_TopLevelClassTransformer):
         if len(body) == len(updated_node.body.body) or not body:
             return updated_node
         return updated_node.with_changes(body=updated_node.body.with_changes(body=body))
+
+
+def _def_name(statement: cst.BaseStatement) -> str:
+    return statement.name.value if isinstance(statement, cst.FunctionDef) else ""
 
 
 def _reindent(line: str, indent: str) -> str:

@@ -14,12 +14,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from eagle3_patch.classify import marker_of, source_lines, top_level_classes
-from eagle3_patch.errors import UnsupportedError
-
-
-class ValidationError(UnsupportedError):
-    """Our own output failed a check: nothing is written, and the layout is refused."""
+from eagle3_patch.errors import ValidationError
+from eagle3_patch.marker import MARKER, block_lines, marker_of
+from eagle3_patch.source import source_lines, top_level_classes
 
 
 def validate_patch(
@@ -50,7 +47,7 @@ def validate_patch(
         if len(hooks) != 1:
             raise _refuse(path, f"{name} defines {hook} {len(hooks)} times, not once")
         if marker_of(hooks[0], lines) is None:
-            raise _refuse(path, f"{name}.{hook} lacks the [EAGLE3-PATCH] marker")
+            raise _refuse(path, f"{name}.{hook} lacks the {MARKER} marker")
     original_tree = original_tree or _parse(original, path)
     original_lines = source_lines(original)
     if not same_bytes_outside(original, original_tree, original_lines, patched, patched_tree, lines, hook):
@@ -113,12 +110,7 @@ def _without_marked(source: bytes, tree: ast.Module, lines: list[str], hook: str
     raw = source.splitlines(keepends=True)  # \n, \r\n and \r, as the tokenizer counts lines
     dropped: set[int] = set()
     for method in _marked_methods(tree, lines, hook):
-        start = min([method.lineno, *(d.lineno for d in method.decorator_list)]) - 1
-        indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
-        above = start - 1
-        while above >= 0 and (not lines[above].strip() or (lines[above].startswith(indent + "#"))):
-            above -= 1
-        dropped.update(range(above + 1, method.end_lineno or method.lineno))
+        dropped.update(block_lines(method, lines))
     kept = b"".join(line for index, line in enumerate(raw) if index not in dropped)
     if raw and len(raw) - 1 in dropped and not raw[-1].endswith((b"\n", b"\r")):
         # Our block ends a file that has no final line break: the break before it is ours too.

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 
+from eagle3_patch.anchors import data
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -64,6 +66,4 @@ def verified_from_toml(text: str) -> tuple[VerifiedRelease, ...]:
 
 
 def _read(name: str) -> str:
-    from eagle3_patch.anchors import data
-
     return str(data(name).decode("utf-8"))

@@ -9,7 +9,7 @@ Kernels are routed to SGLang's own Triton versions wherever SGLang has them;
 the two plain-torch stand-ins (state scatter, rotary import) say why.
 
 Loaded into every process of the runtime interpreter (SGLang's scheduler runs
-in a spawned child) by ``eagle3_patch/_sitecustomize.py`` when
+in a spawned child) by ``eagle3_patch/verify/_sitecustomize.py`` when
 ``EAGLE3_PATCH_CPU_WORKAROUNDS`` names this folder. Each runtime patch runs
 when its module is first imported, so import order does not matter, and
 looks its names up with defaults, so one module serves 0.5.16, 0.5.21 and

@@ -13,7 +13,7 @@ For one SGLang release this script
    writer (real safetensors weights);
 3. serves each target with EAGLE-3 through ``sglang.Engine`` unpatched, then
    after ``eagle3-patch apply``, recording capture evidence inside SGLang's
-   scheduler process (``eagle3_patch/capture_evidence.py``), and decodes with and
+   scheduler process (``eagle3_patch/verify/capture_evidence.py``), and decodes with and
    without EAGLE-3 to compare tokens;
 4. runs ``eagle3-patch revert`` and compares the files with the wheel's RECORD.
 
@@ -46,17 +46,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from eagle3_patch import capture_evidence, tiny_checkpoints  # noqa: E402
-from eagle3_patch._cuda_run import last_exception, read_result  # noqa: E402
-from eagle3_patch.engine_args import (  # noqa: E402
+from eagle3_patch.fetch import FetchError, fetch_wheel  # noqa: E402
+from eagle3_patch.locate import locate_root  # noqa: E402
+from eagle3_patch.verify import capture_evidence, tiny_checkpoints  # noqa: E402
+from eagle3_patch.verify._cuda_run import last_exception, read_result  # noqa: E402
+from eagle3_patch.verify.cuda import copy_child_scripts, judge_runs, token_mismatch  # noqa: E402
+from eagle3_patch.verify.engine_args import (  # noqa: E402
     common_options,
     eagle3_options,
     engine_kwargs,
     read_server_args,
 )
-from eagle3_patch.fetch import FetchError, fetch_wheel  # noqa: E402
-from eagle3_patch.locate import locate_root  # noqa: E402
-from eagle3_patch.verify import copy_child_scripts, judge_runs, token_mismatch  # noqa: E402
 
 sys.path.insert(0, str(REPO / "scripts"))
 import cpu_workarounds  # noqa: E402

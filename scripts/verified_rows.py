@@ -19,12 +19,13 @@ from pathlib import Path
 
 from packaging.version import Version
 
-from eagle3_patch.classify import NATIVE, UNPATCHED, UNSUPPORTED, classify_install
+from eagle3_patch.classify import classify_install
 from eagle3_patch.fetch import extract_release, fetch_wheel, index_versions
 from eagle3_patch.ledger import sha256_hex
 from eagle3_patch.locate import locate_root
 from eagle3_patch.plan import plan_apply
 from eagle3_patch.spec import load_spec
+from eagle3_patch.states import NATIVE, UNPATCHED, UNSUPPORTED
 from eagle3_patch.verified import load_verified
 from eagle3_patch.write import execute
 

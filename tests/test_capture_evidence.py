@@ -17,7 +17,7 @@ from tests.conftest import needs
 torch = needs("torch")
 nn = torch.nn
 
-from eagle3_patch import capture_evidence  # noqa: E402
+from eagle3_patch.verify import capture_evidence  # noqa: E402
 
 HIDDEN = 8
 LAYERS = 8

@@ -10,15 +10,18 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from eagle3_patch import transform
 from eagle3_patch.classify import classify_install
 from eagle3_patch.errors import (
     EXIT_CANNOT_WRITE,
     EXIT_DRIFT,
+    EXIT_INTERNAL,
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_UNPATCHED,
@@ -243,21 +246,22 @@ def test_older_blocks_are_refreshed_in_place(runner: CliRunner, make_install: Ma
     assert (models(site) / "qwen3_5.py").read_bytes() == original.read_bytes()
 
 
-class _Version1Template(Template):
-    """A template as eagle3-patch wrote it up to template version 1: ``# [EAGLE3-PATCH decoder-v1] ...``."""
-
-    @property
-    def marker_comment(self) -> str:
-        return f"# [EAGLE3-PATCH {self.ident}] added by eagle3-patch for EAGLE-3 aux hidden-state capture"
+def _version_1_marker(ident: str) -> str:
+    """The marker line as eagle3-patch wrote it up to template version 1: ``# [EAGLE3-PATCH decoder-v1] ...``."""
+    return f"# [EAGLE3-PATCH {ident}] added by eagle3-patch for EAGLE-3 aux hidden-state capture"
 
 
-def test_blocks_with_the_version_1_marker_are_refreshed_in_place(runner: CliRunner, make_install: MakeInstall) -> None:
+def test_blocks_with_the_version_1_marker_are_refreshed_in_place(
+    runner: CliRunner, make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Files patched by the previous release carry no literal ``[EAGLE3-PATCH]``: apply refreshes them."""
     site = make_install("capture_no_hook")
     original = (models(site) / "qwen3_5.py").read_bytes()
     spec = load_spec()
-    old = dataclasses.replace(spec, templates=tuple(_Version1Template(t.name, 1, t.source) for t in spec.templates))
-    plan = plan_apply(classify_install(locate_root(site, found_by="test"), old), old)
+    old = dataclasses.replace(spec, templates=tuple(Template(t.name, 1, t.source) for t in spec.templates))
+    with monkeypatch.context() as previous_release:
+        previous_release.setattr(transform, "marker_line", _version_1_marker)
+        plan = plan_apply(classify_install(locate_root(site, found_by="test"), old), old)
     assert plan.write is not None
     execute(plan.write)
     # As the previous release left it: its ledger names the targets.toml it shipped.
@@ -385,11 +389,16 @@ def imported_by(*args: str, cwd: Path | None = None) -> tuple[int, set[str]]:
     return int(code), {name.split(".")[0] if name.startswith(("libcst", "rich")) else name for name in imported}
 
 
-def test_check_on_a_patched_install_decides_from_hashes_without_heavy_imports(site: Path) -> None:
+def test_check_on_a_patched_install_never_loads_the_patching_pipeline(site: Path) -> None:
+    """The ledger vouches by hashes: no classifier, no libcst, no writer; --json classifies, without libcst."""
     assert run_cli(CliRunner(), "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    heavy = {"libcst", "rich", "filelock", "eagle3_patch.transform", "eagle3_patch.plan", "eagle3_patch.write"}
     code, imported = imported_by("check", "--sglang-root", str(site))
     assert code == EXIT_OK
-    assert not imported & {"libcst", "rich", "eagle3_patch.spec", "eagle3_patch.classify", "packaging.requirements"}
+    assert not imported & (heavy | {"packaging.requirements", "eagle3_patch.classify", "eagle3_patch.spec"})
+    code, imported = imported_by("check", "--json", "--sglang-root", str(site))
+    assert code == EXIT_OK
+    assert "eagle3_patch.classify" in imported and not imported & heavy
 
 
 def test_pins_reads_common_requirements_without_heavy_imports(tmp_path: Path) -> None:
@@ -397,5 +406,85 @@ def test_pins_reads_common_requirements_without_heavy_imports(tmp_path: Path) ->
     (tmp_path / "Dockerfile").write_text('ARG V=0.5.21\nRUN pip install "sglang==${V}"\n')
     code, imported = imported_by("pins", cwd=tmp_path)
     assert code == EXIT_OK
-    heavy = {"libcst", "rich", "pathlib", "json", "eagle3_patch.spec", "eagle3_patch.locate", "packaging.requirements"}
+    heavy = {"libcst", "rich", "pathlib", "eagle3_patch.spec", "eagle3_patch.locate", "packaging.requirements"}
     assert not imported & heavy
+
+
+def _after_patch(site: Path, change: str) -> None:
+    """The install left by ``apply`` and then one of the changes a Docker build or a person makes."""
+    folder = models(site)
+    if change == "edited":
+        (folder / "qwen3_5.py").write_bytes((folder / "qwen3_5.py").read_bytes() + b"# edit\n")
+    elif change == "new target file":  # an upgrade brought a file the ledger does not know
+        shutil.copyfile(FIXTURES / "text_wrapper" / "qwen3_5_text.py", folder / "qwen3_5_text.py")
+    elif change == "ledger cut":
+        (folder / LEDGER_NAME).write_bytes((folder / LEDGER_NAME).read_bytes()[:50])
+    elif change == "ledger gone":
+        (folder / LEDGER_NAME).unlink()
+    elif change == "reinstalled":
+        shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", folder / "qwen3_5.py")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("none", EXIT_OK),
+        ("edited", EXIT_DRIFT),
+        ("new target file", EXIT_UNPATCHED),
+        ("ledger cut", EXIT_OK),
+        ("ledger gone", EXIT_OK),
+        ("reinstalled", EXIT_UNPATCHED),
+    ],
+)
+def test_check_and_check_json_decide_by_the_same_rules(
+    runner: CliRunner, make_install: MakeInstall, change: str, expected: int
+) -> None:
+    site = make_install("capture_no_hook")
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    _after_patch(site, change)
+    plain = run_cli(runner, "check", "--sglang-root", str(site))
+    code, payload = run_json(runner, "check", "--sglang-root", str(site))
+    assert plain.exit_code == code == payload["exit_code"] == expected, plain.output
+    assert f"{payload['state']}:" in plain.output
+
+
+def _broken_leave_class(self: object, original_node: object, updated_node: object) -> object:
+    raise RuntimeError("a bug in the transformer")
+
+
+@pytest.mark.parametrize(
+    ("command", "shape"),
+    [
+        pytest.param("apply", "unpatched", id="apply transforms"),
+        pytest.param("status", "older blocks", id="classify strips older blocks"),
+        pytest.param("check", "ledger gone", id="classify re-renders current blocks"),
+    ],
+)
+def test_a_transformer_bug_is_an_internal_error_never_a_state(
+    runner: CliRunner,
+    make_install: MakeInstall,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    command: str,
+    shape: str,
+) -> None:
+    """classify used to read any exception from libcst as "not ours / does not reproduce"; now it is exit 70."""
+    site = make_install("capture_no_hook", *(("patched_old",) if shape == "older blocks" else ()))
+    if shape == "older blocks":
+        shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / ("qwen3_5.py" + BACKUP_SUFFIX))
+    if shape == "ledger gone":
+        assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+        (models(site) / LEDGER_NAME).unlink()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(logs))
+    monkeypatch.setattr(transform.InsertHookTransformer, "leave_ClassDef", _broken_leave_class)
+    monkeypatch.setattr(transform.StripHookTransformer, "leave_ClassDef", _broken_leave_class)
+    before = snapshot(site)
+    result = run_cli(runner, command, "--sglang-root", str(site))
+    assert result.exit_code == EXIT_INTERNAL, result.output
+    assert "internal error (RuntimeError: a bug in the transformer); traceback in" in result.stderr
+    (log,) = logs.iterdir()
+    assert str(log) in result.stderr
+    assert "Traceback" in log.read_text() and "transform.py" in log.read_text()
+    assert snapshot(site) == before

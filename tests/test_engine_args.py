@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from eagle3_patch.engine_args import (
+from eagle3_patch.locate import Install, locate_root
+from eagle3_patch.verify.engine_args import (
     EngineArgsError,
     ServerArgsFields,
     common_options,
@@ -15,7 +16,6 @@ from eagle3_patch.engine_args import (
     engine_kwargs,
     read_server_args,
 )
-from eagle3_patch.locate import Install, locate_root
 
 SPECULATIVE = {
     "speculative_algorithm": "EAGLE3",

@@ -1,11 +1,27 @@
-"""The ledger's format: round trip, and refusal of anything damaged."""
+"""The ledger: its format (round trip, refusal of anything damaged), and what it vouches for."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 
-from eagle3_patch.ledger import Ledger, LedgerEntry, LedgerError, parse_ledger, render_ledger, sha256_hex
-from tests.conftest import MakeInstall
+from eagle3_patch import __version__
+from eagle3_patch.errors import LedgerError
+from eagle3_patch.ledger import (
+    LEDGER_NAME,
+    Ledger,
+    LedgerEntry,
+    parse_ledger,
+    render_ledger,
+    sha256_hex,
+    targets_sha256,
+    vouches_for_patched,
+)
+from eagle3_patch.states import PATCHED
+from tests.conftest import FIXTURES, MakeInstall, classify_site, patch_site
 
 ENTRY = LedgerEntry(
     "qwen3_5.py", sha256_hex(b"a"), sha256_hex(b"b"), (("Qwen3_5ForCausalLM", "decoder-v1"), ("Other", "native"))
@@ -37,32 +53,49 @@ def test_damaged_ledger_is_refused(data: bytes) -> None:
         parse_ledger(data)
 
 
-def test_ledger_vouches_for_a_patched_install_and_nothing_else(make_install: MakeInstall) -> None:
-    """check's no-parse path: any doubt (a changed, new or vanished file, other targets) means classify."""
-    import shutil
+def _rewrite_ledger(models: Path, **changes: object) -> None:
+    path = models / LEDGER_NAME
+    raw = json.loads(path.read_text())
+    raw.update(changes)
+    path.write_text(json.dumps(raw))
 
-    from eagle3_patch.ledger import LEDGER_NAME, targets_sha256, vouched_patched
-    from tests.conftest import FIXTURES, patch_site
 
-    site = make_install("capture_no_hook")
+@pytest.mark.parametrize(
+    ("shapes", "change", "vouches"),
+    [
+        (("capture_no_hook",), "none", True),
+        (("capture_no_hook", "text_wrapper"), "none", True),
+        (("capture_no_hook",), "edited", False),
+        (("capture_no_hook",), "a target file appeared", False),
+        (("capture_no_hook",), "other targets", False),
+        (("capture_no_hook",), "another eagle3-patch", False),
+        (("capture_no_hook",), "ledger cut", False),
+        (("capture_no_hook",), "not patched", False),
+        (("native",), "not patched", False),
+    ],
+)
+def test_the_ledger_vouches_only_where_classify_says_patched_without_notes(
+    make_install: MakeInstall, shapes: tuple[str, ...], change: str, vouches: bool
+) -> None:
+    """check's shortcut skips parsing, not rules: whenever it vouches, classify agrees in every word."""
+    site = make_install(*shapes)
     models = site / "sglang" / "srt" / "models"
-    digest = targets_sha256()
-    assert not vouched_patched(models, digest), "nothing written yet"
-    patch_site(site)
-    assert vouched_patched(models, digest)
-    assert not vouched_patched(models, "0" * 64), "written under other targets"
-
+    if change != "not patched":
+        patch_site(site)
     target = models / "qwen3_5.py"
-    patched = target.read_bytes()
-    target.write_bytes(patched + b"# edit\n")
-    assert not vouched_patched(models, digest)
-    target.write_bytes(patched)
-
-    shutil.copyfile(FIXTURES / "text_wrapper" / "qwen3_5_text.py", models / "qwen3_5_text.py")
-    assert not vouched_patched(models, digest), "a target file appeared (an upgrade) since"
-    (models / "qwen3_5_text.py").unlink()
-    assert vouched_patched(models, digest)
-
-    ledger = models / LEDGER_NAME
-    ledger.write_bytes(ledger.read_bytes()[:50])
-    assert not vouched_patched(models, digest)
+    if change == "edited":
+        target.write_bytes(target.read_bytes() + b"# edit\n")
+    elif change == "a target file appeared":
+        shutil.copyfile(FIXTURES / "text_wrapper" / "qwen3_5_text.py", models / "qwen3_5_text.py")
+    elif change == "other targets":
+        _rewrite_ledger(models, targets_sha256="0" * 64)
+    elif change == "another eagle3-patch":
+        _rewrite_ledger(models, tool_version="0.0.9")
+    elif change == "ledger cut":
+        (models / LEDGER_NAME).write_bytes((models / LEDGER_NAME).read_bytes()[:50])
+    vouched = vouches_for_patched(models, targets_digest=targets_sha256(), tool_version=__version__)
+    assert vouched == vouches
+    if vouched:
+        report = classify_site(site)
+        assert (report.state, report.notes) == (PATCHED, ())
+        assert all(f.tree is None for f in report.files), "classify, too, settled every file without parsing"

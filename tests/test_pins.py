@@ -11,7 +11,10 @@ from click.testing import CliRunner
 
 from eagle3_patch import pins
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, EXIT_USAGE
-from eagle3_patch.pins import Pin, file_kind, find_pins, judge, scan
+from eagle3_patch.pins import Pin, file_kind, find_pins, judge, scan, verdicts
+from eagle3_patch.pins import requirement as requirement_module
+from eagle3_patch.pins.from_code import judge_from_code
+from eagle3_patch.pins.requirement import SglangRequirement
 from eagle3_patch.verified import load_verified
 from tests.conftest import REPO, run_cli, run_json
 
@@ -262,9 +265,9 @@ def test_example_dockerfile_pin_is_verified() -> None:
 def test_fetch_classifies_a_release_missing_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     """A release the table does not know is downloaded, classified and dry-run patched (network)."""
     table = tuple(r for r in load_verified() if r.version not in ("0.5.21", "0.5.22"))
-    monkeypatch.setattr(pins, "load_verified", lambda: table)
+    monkeypatch.setattr(verdicts, "load_verified", lambda: table)
     for version, verdict in (("0.5.21", "patch"), ("0.5.22", "native"), ("0.5.99", "unknown")):
-        finding = pins.judge_from_code(judge(pin(version), table))
+        finding = judge_from_code(judge(pin(version), table))
         assert finding.verdict == verdict, finding
         assert finding.from_code == (verdict != "unknown")
 
@@ -284,7 +287,7 @@ def packaging_reading(text: str) -> tuple[str | None] | None:
     if exact:
         return (exact[0],)
     if requirement.url and requirement.url.endswith(".whl"):
-        return (pins._wheel_version(requirement.url),)
+        return (requirement_module.wheel_version(requirement.url),)
     return (None,)
 
 
@@ -361,13 +364,15 @@ def test_fast_requirement_reading_agrees_with_packaging(text: str) -> None:
 
 
 def test_common_shapes_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shapes deployment files use must not load packaging.requirements (the hook's start-up)."""
+    """The shapes deployment files use must not load packaging's parsers (the hook's start-up)."""
     import sys
 
-    monkeypatch.setitem(sys.modules, "packaging.requirements", None)  # importing it now raises
-    assert pins.parse_requirement("sglang[all]==0.5.21 ; python_version >= '3.10'") == pins.SglangRequirement("0.5.21")
-    assert pins.parse_requirement("SGLang == 0.5.21") == pins.SglangRequirement("0.5.21")
-    assert pins.parse_requirement("sglang") == pins.SglangRequirement(None)
+    # Importing packaging's reader now raises, even where an earlier test loaded it.
+    monkeypatch.delattr(pins, "pep508", raising=False)
+    monkeypatch.setitem(sys.modules, "eagle3_patch.pins.pep508", None)
+    assert pins.parse_requirement("sglang[all]==0.5.21 ; python_version >= '3.10'") == SglangRequirement("0.5.21")
+    assert pins.parse_requirement("SGLang == 0.5.21") == SglangRequirement("0.5.21")
+    assert pins.parse_requirement("sglang") == SglangRequirement(None)
     assert pins.parse_requirement("torch==2.9.1") is None
     with pytest.raises(ImportError):
         pins.parse_requirement("sglang>=0.5.11,<0.5.22")  # a range goes to packaging

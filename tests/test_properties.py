@@ -20,7 +20,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eagle3_patch.spec import MARKER_TAG, load_spec
+from eagle3_patch.marker import MARKER_TAG
+from eagle3_patch.spec import load_spec
 from eagle3_patch.states import NATIVE, PATCHED, UNPATCHED
 from eagle3_patch.write import execute
 from tests.conftest import FIXTURES, classify_site
@@ -99,7 +100,7 @@ def _apply(site: Path) -> None:
 def _revert(site: Path) -> None:
     from eagle3_patch.plan import plan_revert
 
-    plan = plan_revert(classify_site(site), load_spec())
+    plan = plan_revert(classify_site(site))
     if plan.write is not None:
         execute(plan.write)
 

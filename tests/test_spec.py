@@ -7,14 +7,8 @@ import ast
 import pytest
 from packaging.version import Version
 
-from eagle3_patch.spec import (
-    Anchor,
-    Marker,
-    SpecError,
-    load_spec,
-    parse_marker,
-    spec_from_toml,
-)
+from eagle3_patch.errors import SpecError
+from eagle3_patch.spec import Anchor, load_spec, spec_from_toml
 from eagle3_patch.verified import load_verified
 
 
@@ -41,8 +35,6 @@ def test_templates_are_one_method_with_the_hook_signature(name: str) -> None:
     assert method.name == spec.hook
     assert [a.arg for a in method.args.args][0] == "self"
     assert "\t" not in template.source and template.source.endswith("\n")
-    assert parse_marker(template.marker_comment) == Marker(name, template.version)
-    assert "eagle3-patch revert" in template.marker_comment
 
 
 def test_wrapper_default_and_none_semantics_are_in_the_template() -> None:
@@ -50,19 +42,6 @@ def test_wrapper_default_and_none_semantics_are_in_the_template() -> None:
     assert "[2, num_layers // 2, num_layers - 3]" in source
     assert "layer_id + 1" in source
     assert "is_last_rank" in source
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("# [EAGLE3-PATCH decoder-v2] x", Marker("decoder", 2)),
-        ("# [EAGLE3-PATCH] from the one-shot script", Marker(None, 0)),
-        ("# [EAGLE3-PATCH", Marker(None, 0)),
-        ("# unrelated", None),
-    ],
-)
-def test_parse_marker(text: str, expected: Marker | None) -> None:
-    assert parse_marker(text) == expected
 
 
 def test_anchor_parse() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from eagle3_patch import tiny_checkpoints as tiny
+from eagle3_patch.verify import tiny_checkpoints as tiny
 from tests.conftest import needs
 
 

@@ -2,20 +2,40 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from eagle3_patch.marker import marker_line
+from eagle3_patch.source import class_spans, detect_encoding
 from eagle3_patch.spec import Anchor, Template, load_spec
-from eagle3_patch.transform import Insertion, patch_source, strip_source
+from eagle3_patch.transform import (
+    Insertion,
+    TransformFailure,
+    TransformResult,
+    TransformSuccess,
+    patch_classes,
+    patch_source,
+    strip_source,
+)
 from tests.conftest import FIXTURES
 
 HOOK = "set_eagle3_layers_to_capture"
 TINY = Template("tiny", 3, "def set_eagle3_layers_to_capture(self, ids):\n    self.ids = ids\n")
-MARK = TINY.marker_comment
+MARK = marker_line(TINY.ident)
 ANCHORS = (Anchor("set_dflash_layers_to_capture"), Anchor("get_embed_and_head"), Anchor(None))
+
+
+def code(result: TransformResult) -> bytes:
+    assert isinstance(result, TransformSuccess), result
+    return result.code
+
+
+def stripped(source: bytes) -> bytes:
+    return code(strip_source(source, hook=HOOK))
 
 
 def insertion(class_name: str = "A", template: Template = TINY, anchors: tuple[Anchor, ...] = ANCHORS) -> Insertion:
@@ -27,11 +47,10 @@ def assert_patch(before: str, after: str, *insertions: Insertion) -> None:
     before_bytes = textwrap.dedent(before).encode()
     after_bytes = textwrap.dedent(after).encode()
     result = patch_source(before_bytes, insertions or (insertion(),), hook=HOOK)
-    assert result.patched.decode() == after_bytes.decode()
-    assert not result.refused
-    again = patch_source(result.patched, insertions or (insertion(),), hook=HOOK)
-    assert again.patched == result.patched and not again.inserted
-    assert strip_source(result.patched, hook=HOOK) == before_bytes
+    assert code(result).decode() == after_bytes.decode()
+    again = patch_source(code(result), insertions or (insertion(),), hook=HOOK)
+    assert isinstance(again, TransformSuccess) and again.code == code(result) and not again.inserted
+    assert stripped(code(result)) == before_bytes
 
 
 def test_inserts_after_dflash_hook() -> None:
@@ -210,7 +229,7 @@ def test_replaces_older_marked_block_in_place() -> None:
                 pass
         """
     result = patch_source(textwrap.dedent(before).encode(), (insertion(),), hook=HOOK)
-    assert result.patched.decode() == textwrap.dedent(
+    assert code(result).decode() == textwrap.dedent(
         f"""
         class A:
 
@@ -222,7 +241,7 @@ def test_replaces_older_marked_block_in_place() -> None:
                 pass
         """
     )
-    assert result.inserted[0].placement.startswith("replaced")
+    assert isinstance(result, TransformSuccess) and result.inserted[0].placement.startswith("replaced")
 
 
 @pytest.mark.parametrize(
@@ -234,28 +253,35 @@ def test_replaces_older_marked_block_in_place() -> None:
 )
 def test_no_change_when_class_is_missing(source: str) -> None:
     result = patch_source(source.encode(), (insertion("Missing"),), hook=HOOK)
-    assert result.patched == source.encode()
+    assert isinstance(result, TransformFailure) and result.source == source.encode()
     assert [r.reason for r in result.refused] == ["class not found"]
+    assert result.reason == "cannot patch (Missing: class not found): unknown layout"
 
 
 def test_no_change_when_upstream_hook_exists() -> None:
     source = b"class A:\n    def set_eagle3_layers_to_capture(self, ids):\n        self.upstream = ids\n"
     result = patch_source(source, (insertion(),), hook=HOOK)
-    assert result.patched == source
+    assert isinstance(result, TransformFailure)
     assert "not ours" in result.refused[0].reason
 
 
 def test_no_change_when_no_anchor_matches() -> None:
     source = b"class A:\n    def forward(self):\n        pass\n"
     result = patch_source(source, (insertion(anchors=(Anchor("get_embed_and_head"),)),), hook=HOOK)
-    assert result.patched == source
+    assert isinstance(result, TransformFailure)
     assert "no anchor matched" in result.refused[0].reason
 
 
 def test_nested_classes_are_never_targets() -> None:
     source = b"def f():\n    class A:\n        def get_embed_and_head(self):\n            pass\n"
     result = patch_source(source, (insertion(),), hook=HOOK)
-    assert result.patched == source
+    assert isinstance(result, TransformFailure) and [r.reason for r in result.refused] == ["class not found"]
+
+
+def test_unparsable_source_is_a_failure_result_not_an_exception() -> None:
+    result = patch_source(b"class A(:\n    pass\n", (insertion(),), hook=HOOK)
+    assert isinstance(result, TransformFailure) and result.reason.startswith("libcst cannot parse this file")
+    assert isinstance(strip_source(b"def (:\n", hook=HOOK), TransformFailure)
 
 
 def test_crlf_bom_and_cookie_survive_byte_for_byte() -> None:
@@ -269,17 +295,17 @@ def test_crlf_bom_and_cookie_survive_byte_for_byte() -> None:
         + MARK.encode()
         + b"\r\n    def set_eagle3_layers_to_capture(self, ids):\r\n        self.ids = ids\r\n"
     )
-    assert result.patched == expected
-    assert strip_source(result.patched, hook=HOOK) == before
+    assert code(result) == expected
+    assert stripped(code(result)) == before
 
 
 def test_inserted_code_uses_the_module_indent() -> None:
     before = b"class A:\n\tdef get_embed_and_head(self):\n\t\tpass\n"
     result = patch_source(before, (insertion(),), hook=HOOK)
-    assert result.patched == before + (
+    assert code(result) == before + (
         b"\n\t" + MARK.encode() + b"\n\tdef set_eagle3_layers_to_capture(self, ids):\n\t\tself.ids = ids\n"
     )
-    compile(result.patched, "tabs.py", "exec")
+    compile(code(result), "tabs.py", "exec")
 
 
 def _expected_by_insertion(before: str, class_name: str, anchor_line: str, template: Template) -> str:
@@ -290,7 +316,7 @@ def _expected_by_insertion(before: str, class_name: str, anchor_line: str, templ
     index = max(i for i in range(start, end) if lines[i].startswith(anchor_line)) + 1
     while index < end and lines[index].startswith(" " * 8):
         index += 1  # past the anchor method's body
-    block = ["\n", "    " + template.marker_comment + "\n"]
+    block = ["\n", "    " + marker_line(template.ident) + "\n"]
     block += [("    " + line if line.strip() else line) + "\n" for line in template.source.splitlines()]
     return "".join(lines[:index] + block + lines[index:])
 
@@ -318,38 +344,32 @@ def test_fixture_shapes_get_the_shipped_template(fixture: str, class_name: str, 
     template = spec.template(class_spec.template)
     before = (FIXTURES / fixture).read_text()
     result = patch_source(before.encode(), (Insertion(class_name, template, class_spec.anchors),), hook=spec.hook)
-    assert result.patched.decode() == _expected_by_insertion(before, class_name, anchor_line, template)
+    assert code(result).decode() == _expected_by_insertion(before, class_name, anchor_line, template)
 
 
 def test_fixtures_without_our_blocks_strip_to_themselves_and_never_get_a_second_hook() -> None:
     spec = load_spec()
     for fixture in ("native/qwen3_5.py", "native/qwen3_5_text.py", "pre_capture/qwen3_5.py"):
         source = (FIXTURES / fixture).read_bytes()
-        assert strip_source(source, hook=spec.hook) == source
+        assert code(strip_source(source, hook=spec.hook)) == source
     for fixture in ("native/qwen3_5.py", "native/qwen3_5_text.py"):
         source = (FIXTURES / fixture).read_bytes()
         file_spec = next(f for f in spec.files if f.name == fixture.split("/")[1])
         insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in file_spec.classes)
         result = patch_source(source, insertions, hook=spec.hook)
+        assert isinstance(result, TransformFailure)
         assert {r.class_name for r in result.refused if "not ours" in r.reason} == {"Qwen3_5ForCausalLM"}
 
 
-def _slices_and_whole(source: bytes, file_name: str) -> tuple[bytes, bytes]:
+def _slices_and_whole(source: bytes, file_name: str) -> tuple[TransformResult, TransformResult]:
     """patch_classes (libcst on the changed classes only) and patch_source (libcst on the whole file)."""
-    import ast
-
-    from eagle3_patch.classify import detect_encoding
-    from eagle3_patch.plan import _class_spans
-    from eagle3_patch.transform import patch_classes
-
     spec = load_spec()
     file_spec = next(f for f in spec.files if f.name == file_name)
     insertions = tuple(Insertion(c.name, spec.template(c.template), c.anchors) for c in file_spec.classes)
-    spans = _class_spans(ast.parse(source))
+    spans = class_spans(ast.parse(source))
     part = patch_classes(source, insertions, hook=spec.hook, spans=spans, encoding=detect_encoding(source))
     whole = patch_source(source, insertions, hook=spec.hook)
-    assert part.inserted == whole.inserted
-    return part.patched, whole.patched
+    return part, whole
 
 
 @pytest.mark.parametrize(
@@ -374,7 +394,7 @@ def test_patching_class_slices_equals_patching_the_whole_file(fixture: str, vari
         source = source.replace(b"\nclass ", b"\n@decorate\nclass ")
     part, whole = _slices_and_whole(source, fixture.split("/")[1])
     assert part == whole
-    assert part != source
+    assert code(part) != source
 
 
 @pytest.mark.corpus

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from eagle3_patch.errors import EXIT_UNSUPPORTED
+from eagle3_patch.errors import EXIT_UNSUPPORTED, ValidationError
 from eagle3_patch.spec import Anchor, Template
-from eagle3_patch.transform import Insertion, patch_source
-from eagle3_patch.validate import ValidationError, validate_patch
+from eagle3_patch.transform import Insertion, TransformSuccess, patch_source
+from eagle3_patch.validate import validate_patch
 
 HOOK = "set_eagle3_layers_to_capture"
 TEMPLATE = Template("tiny", 1, "def set_eagle3_layers_to_capture(self, ids):\n    self.ids = ids\n")
@@ -19,7 +19,9 @@ PATH = Path("models/qwen3_5.py")
 
 
 def patched(source: bytes = ORIGINAL) -> bytes:
-    return patch_source(source, (Insertion("A", TEMPLATE, (Anchor(None),)),), hook=HOOK).patched
+    result = patch_source(source, (Insertion("A", TEMPLATE, (Anchor(None),)),), hook=HOOK)
+    assert isinstance(result, TransformSuccess)
+    return result.code
 
 
 def test_our_output_passes() -> None:
@@ -73,7 +75,7 @@ def test_refreshing_an_older_block_passes() -> None:
 
 def test_each_outside_check_catches_a_change_on_its_own() -> None:
     """The byte check and black's AST check are separate guards; each must be able to refuse."""
-    from eagle3_patch.classify import source_lines
+    from eagle3_patch.source import source_lines
     from eagle3_patch.validate import same_ast_outside, same_bytes_outside
 
     good = patched()

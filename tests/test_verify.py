@@ -10,18 +10,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from eagle3_patch import verify as verify_module
 from eagle3_patch.classify import InstallReport
 from eagle3_patch.errors import EXIT_CUDA_UNAVAILABLE, EXIT_OK, EXIT_UNPATCHED, EXIT_UNSUPPORTED, EXIT_USAGE
 from eagle3_patch.spec import load_spec
-from eagle3_patch.verify import FAILED, PASSED, SKIPPED, CudaRequest, Level, VerifyReport, verify
+from eagle3_patch.verify import FAILED, PASSED, SKIPPED, CudaRequest, Level, VerifyReport, run_levels
+from eagle3_patch.verify import cuda as verify_module
 from tests.conftest import MakeInstall, classify_site, patch_site, run_cli, run_json
 
 NO_CUDA = CudaRequest(python=sys.executable)
 
 
 def run_verify(report: InstallReport, cuda: CudaRequest = NO_CUDA) -> VerifyReport:
-    return verify(report, load_spec(), cuda)
+    return run_levels(report, load_spec(), cuda)
 
 
 def broken(level: Level) -> list[str]:
@@ -267,6 +267,6 @@ def test_child_run_writes_checkpoints_and_reports_a_failed_engine(tmp_path: Path
 )
 def test_a_killed_child_is_explained_by_the_last_exception_in_its_log(log: str, reason: str) -> None:
     """SGLang kills the process that started a failing Engine: the reason is only in the log."""
-    from eagle3_patch._cuda_run import last_exception
+    from eagle3_patch.verify._cuda_run import last_exception
 
     assert last_exception(log) == reason

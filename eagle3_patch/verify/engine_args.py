@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eagle3_patch.errors import UnsupportedError
+from eagle3_patch.errors import EngineArgsError
 from eagle3_patch.locate import Install
 
 SPEC_ENV = {"SGLANG_ENABLE_SPEC_V2": "1"}
-
-
-class EngineArgsError(UnsupportedError):
-    """The release lacks an option the cuda check cannot do without."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+"""What apply and revert share around the write: where killed runs leave temp files, and the re-read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from eagle3_patch.classify import InstallReport, classify_install
+from eagle3_patch.errors import Eagle3PatchError
+from eagle3_patch.locate import Install
+from eagle3_patch.plan import FilePlan, Plan
+from eagle3_patch.spec import PatchSpec
+from eagle3_patch.write import execute, find_orphans
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    """``apply`` and ``revert``: what was decided, what was (or would be) written, and the re-read."""
+
+    command: str
+    #: The install as decided before writing (under the lock when something was written).
+    report: InstallReport
+    #: The install as re-read after writing (``report`` itself when nothing was written).
+    after: InstallReport
+    #: The files changed, or that would change with --dry-run.
+    files: tuple[FilePlan, ...]
+    dry_run: bool = False
+
+
+def target_folders(install: Install, spec: PatchSpec) -> list[Path]:
+    """Where temp files may be: the models folder, and the real folders of symlinked targets."""
+    targets = [install.models_dir / f.name for f in spec.files]
+    return [install.models_dir, *(Path(os.path.realpath(t)).parent for t in targets)]
+
+
+def orphans_left(install: Install, spec: PatchSpec) -> bool:
+    """A killed run left a temp file: take the lock and sweep it even when nothing else is to do."""
+    return next(find_orphans(target_folders(install, spec)), None) is not None
+
+
+def write_and_reread(plan: Plan, spec: PatchSpec, *, expect: tuple[str, ...]) -> InstallReport:
+    """Carry out the plan, then classify again: the install must read back as ``expect``."""
+    if plan.write is None:
+        return plan.report
+    execute(plan.write)
+    after = classify_install(plan.report.install, spec)
+    if after.state not in expect:
+        raise Eagle3PatchError(
+            f"after writing, the install reads as {after.state} ({after.reason}); please report this",
+            path=plan.report.install.models_dir,
+        )
+    return after

@@ -1,0 +1,42 @@
+"""Find the SGLang versions a deployment repository pins, and judge them (the pre-commit hook).
+
+readers.py    one reader per kind of file, registered in a table
+requirement.py  a PEP 508 requirement on sglang, and its pinned version
+verdicts.py   the verified table's verdict on each pin (no network)
+from_code.py  ``--fetch``: classify an unknown pin from its wheel (network; imports the pipeline)
+"""
+
+from eagle3_patch.pins.readers import Pin, file_kind, find_pins
+from eagle3_patch.pins.requirement import canonical_name, parse_requirement
+from eagle3_patch.pins.verdicts import (
+    FAILING,
+    HOOK_FILES,
+    NATIVE,
+    PATCH,
+    UNKNOWN,
+    UNPINNED,
+    UNSUPPORTED,
+    Finding,
+    discover,
+    judge,
+    scan,
+)
+
+__all__ = [
+    "FAILING",
+    "HOOK_FILES",
+    "NATIVE",
+    "PATCH",
+    "UNKNOWN",
+    "UNPINNED",
+    "UNSUPPORTED",
+    "Finding",
+    "Pin",
+    "canonical_name",
+    "discover",
+    "file_kind",
+    "find_pins",
+    "judge",
+    "parse_requirement",
+    "scan",
+]

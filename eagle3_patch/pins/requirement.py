@@ -1,0 +1,96 @@
+"""Read a PEP 508 requirement on sglang, and the version it pins.
+
+The common shapes (``name[extras]==version ; marker`` with a marker of
+comparisons joined by and/or) are read by one regular expression; anything
+else goes to packaging's parsers (``pep508``), imported only then: their import
+is 77 ms, a third of the hook's start-up (tests hold the two readers to the
+same answers).
+"""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+PACKAGE = "sglang"
+_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_SIMPLE_REQUIREMENT = re.compile(
+    rf"[ \t]*(?P<name>{_NAME})[ \t]*"
+    rf"(?:\[[ \t]*(?:{_NAME}[ \t]*(?:,[ \t]*{_NAME}[ \t]*)*)?\])?"
+    r"[ \t]*(?:==[ \t]*(?P<version>[A-Za-z0-9.!+_-]+)[ \t]*)?(?:;(?P<marker>.*))?"
+)
+_MARKER_VALUE = (
+    r"(?:python_(?:full_)?version|os[._]name|sys[._]platform|platform_(?:release|system)"
+    r"|platform[._](?:version|machine|python_implementation)|python_implementation|implementation_(?:name|version)"
+    r"|extras?|dependency_groups|'[^']*'|\"[^\"]*\")"
+)
+_MARKER_TEST = re.compile(rf"{_MARKER_VALUE}[ \t]*(?:===|==|~=|!=|<=|>=|<|>|not[ \t]+in\b|in\b)[ \t]*{_MARKER_VALUE}")
+_MARKER_JOIN = re.compile(r"[ \t]+(?:and|or)[ \t]+")
+#: Normalized PEP 440 versions (each one valid); other spellings go to packaging.version.
+_PLAIN_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?")
+
+
+class SglangRequirement(NamedTuple):
+    """A PEP 508 requirement on sglang, reduced to what the hook judges (a tuple: cheap to define)."""
+
+    #: The single release it allows, or None (a range, no version, a URL that is not a wheel).
+    version: str | None
+
+
+def parse_requirement(text: str) -> SglangRequirement | None:
+    """``text`` read as a PEP 508 requirement; None unless it is a valid one naming sglang.
+
+    The common shapes are read by one regular expression; the rest by
+    packaging's parser, imported only then (tests hold the two to the same answers).
+    """
+    if PACKAGE not in text.lower():  # every spelling of the name contains it
+        return None
+    simple = _SIMPLE_REQUIREMENT.fullmatch(text)
+    if simple is not None and _is_version(simple["version"]) and _is_plain_marker(simple["marker"]):
+        if canonical_name(simple["name"]) != PACKAGE:
+            return None
+        return SglangRequirement(simple["version"])
+    found = _pep508().exact_version(text, PACKAGE)
+    return SglangRequirement(found[0]) if found is not None else None
+
+
+def _is_plain_marker(text: str | None) -> bool:
+    """No marker, or comparisons joined by and/or (a split inside a quoted value fails, never passes)."""
+    if text is None:
+        return True
+    return all(_MARKER_TEST.fullmatch(test) for test in _MARKER_JOIN.split(text.strip(" \t")))
+
+
+def _is_version(text: str | None) -> bool:
+    """A valid PEP 440 version (or none given); the usual normalized spellings need no parser."""
+    return text is None or _PLAIN_VERSION.fullmatch(text) is not None or parsed_version(text) is not None
+
+
+def parsed_version(text: str) -> Version | None:
+    """``text`` as a PEP 440 version, or None."""
+    version: Version | None = _pep508().parsed_version(text)
+    return version
+
+
+def canonical_name(name: str) -> str:
+    """The PEP 503 normal form of a project name (``SGLang`` and ``sglang`` are one project)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wheel_version(location: str) -> str | None:
+    """The version in an sglang wheel's file name (``location``: the name, a path or a URL)."""
+    file_name = location.rsplit("/", 1)[-1]
+    if not file_name.lower().startswith(PACKAGE):
+        return None
+    version: str | None = _pep508().wheel_version(file_name, PACKAGE)
+    return version
+
+
+def _pep508() -> ModuleType:
+    from eagle3_patch.pins import pep508  # packaging: see the module docstring
+
+    return pep508

@@ -1,0 +1,228 @@
+"""The output layer: each command's result as lines for a person or one JSON object (README, "JSON output").
+
+Only this module and ``console`` (its channel) print. Each ``show_*`` returns
+the exit code, so what is shown and the code given can never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from eagle3_patch.console import Output
+from eagle3_patch.errors import EXIT_OK, Eagle3PatchError
+from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, UNPATCHED
+
+if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only their fields
+    from eagle3_patch.classify import InstallReport
+    from eagle3_patch.commands._install import ChangeResult
+    from eagle3_patch.commands.check import ReportResult
+    from eagle3_patch.commands.pins import PinsResult
+    from eagle3_patch.locate import Install
+    from eagle3_patch.verify import VerifyReport
+
+_FAILED = "failed"
+
+
+def show_change(out: Output, result: ChangeResult) -> int:
+    """apply and revert."""
+    report = result.report
+    _notes(out, report)
+    changed = {str(f.report.path) for f in result.files}
+    if out.as_json:
+        out.emit_json(report_payload(result.command, result.after, changed=changed, dry_run=result.dry_run))
+        return EXIT_OK
+    if result.dry_run:
+        for file_plan in result.files:
+            out.diff(file_plan.diff)
+    _header(out, report.install)
+    if result.command == "revert":
+        if not result.files:
+            out.line(f"{report.state}: nothing to revert", state=report.state)
+        for file_plan in result.files:
+            kept = " (your edited version kept as *.eagle3-edited)" if file_plan.report.state == DRIFTED else ""
+            out.line(f"restored: {file_plan.report.path.name} has its original bytes again{kept}", state=UNPATCHED)
+        return EXIT_OK
+    if not result.files:
+        out.line(f"{report.state}: nothing to do; " + _ready_phrase(report.state), state=report.state)
+        return EXIT_OK
+    verb = "would patch" if result.dry_run else "patched"
+    for file_plan in result.files:
+        where = ", ".join(f"{m.class_name} ({m.placement})" for m in file_plan.inserted)
+        out.line(f"{verb}: {file_plan.report.path.name}: {where}", state=PATCHED)
+    if result.dry_run:
+        out.line("dry run: nothing was written")
+    else:
+        out.line("backups beside each file as <file>.eagle3-bak; undo with: eagle3-patch revert")
+    return EXIT_OK
+
+
+def show_check(out: Output, result: ReportResult) -> int:
+    report = result.report
+    if report is None:  # the ledger vouched for a patched install
+        _header(out, result.install)
+        out.line(f"{PATCHED}: " + _ready_phrase(PATCHED), state=PATCHED)
+        return result.exit_code
+    if _as_json(out, result, report):
+        return result.exit_code
+    if report.state in (PATCHED, NATIVE):
+        out.line(f"{report.state}: " + _ready_phrase(report.state), state=report.state)
+    elif report.state == UNPATCHED:
+        todo = [
+            f"{f.path.name} ({', '.join(c.name for c in f.classes if c.state not in (PATCHED, NATIVE, ABSENT))})"
+            for f in report.files
+            if f.state not in (PATCHED, NATIVE, ABSENT)
+        ]
+        out.line(f"unpatched: {'; '.join(todo)} lack EAGLE-3 capture; run: eagle3-patch apply", state=UNPATCHED)
+    else:
+        out.error(f"{report.state}: {report.reason}")
+    return result.exit_code
+
+
+def show_status(out: Output, result: ReportResult) -> int:
+    report = result.report
+    assert report is not None, "status always classifies"
+    if _as_json(out, result, report):
+        return result.exit_code
+    rows = [(f.path.name, c.name, c.state, c.detail) for f in report.files for c in f.classes]
+    out.table(("file", "class", "state", "detail"), rows, state_column=2)
+    out.line(f"{report.state}: overall", state=report.state)
+    if report.reason:
+        out.error(f"{report.state}: {report.reason}")
+    return result.exit_code
+
+
+def show_verify(out: Output, result: VerifyReport) -> int:
+    report = result.report
+    _notes(out, report)
+    code = result.exit_code
+    if out.as_json:
+        payload = report_payload("verify", report, exit_code=code)
+        payload["levels"] = {
+            level.name: {
+                "status": level.status,
+                "detail": level.detail,
+                "checks": [
+                    {"subject": c.subject, "ok": c.ok, "required": c.required, "detail": c.detail} for c in level.checks
+                ],
+            }
+            for level in result.levels
+        }
+        out.emit_json(payload)
+        return code
+    _header(out, report.install)
+    for level in result.levels:
+        if level.status == _FAILED:
+            out.line(f"{level.status}: {level.name}", state=level.status)
+        else:
+            out.line(f"{level.status}: {level.name}: {level.detail}", state=level.status)
+        for check in level.checks:
+            if not check.ok:
+                prefix = "  - " if check.required else "  - not offered by upstream: "
+                out.line(f"{prefix}{check.subject}: {check.detail}")
+    return code
+
+
+def show_pins(out: Output, result: PinsResult) -> int:
+    if out.as_json:
+        out.emit_json(
+            {
+                "command": "pins",
+                "exit_code": result.exit_code,
+                "files": list(result.paths),
+                "findings": [
+                    {
+                        "path": str(f.pin.path),
+                        "line": f.pin.line,
+                        "requirement": f.pin.text,
+                        "version": f.pin.version,
+                        "source": f.pin.source,
+                        "verdict": f.verdict,
+                        "advice": f.advice,
+                        "note": f.pin.note,
+                        "from_code": f.from_code,
+                    }
+                    for f in result.findings
+                ],
+            }
+        )
+        return result.exit_code
+    for finding in result.findings:
+        out.line(finding.line())
+    if not result.findings:
+        out.line(f"no sglang requirement in {len(result.paths)} file(s)")
+    return result.exit_code
+
+
+def show_error(out: Output, command: str | None, exc: Eagle3PatchError) -> int:
+    """An expected failure: one line (or one JSON object) and its documented exit code."""
+    if out.as_json:
+        out.emit_json({"command": command, "state": exc.state, "exit_code": exc.exit_code, "error": str(exc)})
+    else:
+        out.error(str(exc))
+    return exc.exit_code
+
+
+def show_internal_error(out: Output, exc: BaseException, log: str) -> None:
+    out.error(f"internal error ({type(exc).__name__}: {exc}); traceback in {log}, please report it")
+
+
+def report_payload(
+    command: str,
+    report: InstallReport,
+    *,
+    changed: set[str] | None = None,
+    exit_code: int = EXIT_OK,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """The --json object of every command that classifies an install (schema in the README)."""
+    changed = changed or set()
+    install = report.install
+    return {
+        "command": command,
+        "state": report.state,
+        "exit_code": exit_code,
+        "dry_run": dry_run,
+        "reason": report.reason,
+        "sglang": {
+            "root": str(install.package_dir),
+            "version": install.version,
+            "layout": install.layout,
+            "found_by": install.found_by,
+        },
+        "files": [
+            {
+                "path": str(f.path),
+                "name": f.spec.name,
+                "state": f.state,
+                "changed": str(f.path) in changed and not dry_run,
+                "would_change": str(f.path) in changed and dry_run,
+                "classes": [{"name": c.name, "role": c.role, "state": c.state, "detail": c.detail} for c in f.classes],
+            }
+            for f in report.files
+        ],
+    }
+
+
+def _as_json(out: Output, result: ReportResult, report: InstallReport) -> bool:
+    """The notes, then either the JSON object (True: nothing more to show) or the header line."""
+    _notes(out, report)
+    if out.as_json:
+        out.emit_json(report_payload(result.command, report, exit_code=result.exit_code))
+        return True
+    _header(out, report.install)
+    return False
+
+
+def _notes(out: Output, report: InstallReport) -> None:
+    for note in report.notes:
+        out.note(note)
+
+
+def _header(out: Output, install: Install) -> None:
+    out.line(f"sglang {install.version} ({install.layout}) at {install.package_dir}")
+
+
+def _ready_phrase(state: str) -> str:
+    if state == NATIVE:
+        return "this SGLang ships a working EAGLE-3 hook; eagle3-patch changes nothing"
+    return "EAGLE-3 aux hidden-state capture is in place"

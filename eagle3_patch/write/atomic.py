@@ -1,0 +1,101 @@
+"""One file, replaced atomically: the primitive every write of eagle3-patch goes through.
+
+Write a temp file in the target's own folder, fsync it, give it the original's
+mode (and owner, as root), ``os.replace`` it over the target, fsync the folder.
+Every OS failure becomes a ``WriteError`` naming the file and what to do next.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from eagle3_patch.errors import WriteError
+from eagle3_patch.reading import read_bytes_or_none
+
+TEMP_SUFFIX = ".eagle3-tmp"
+
+
+def atomic_write(path: Path, data: bytes, *, like: Path | None = None, sync_directory: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically, keeping the mode of ``like`` (default: path).
+
+    ``sync_directory=False`` leaves the folder's fsync to the caller, who syncs
+    each folder once per phase (the new names are durable before the next phase).
+    """
+    directory = path.parent
+    try:
+        reference = os.stat(like if like is not None else path)
+    except FileNotFoundError:
+        reference = None
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise write_error(directory, exc) from exc
+    try:
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+                if reference is not None:
+                    os.fchmod(handle.fileno(), stat.S_IMODE(reference.st_mode))
+                    if os.geteuid() == 0 and (reference.st_uid, reference.st_gid) != (os.geteuid(), os.getegid()):
+                        os.fchown(handle.fileno(), reference.st_uid, reference.st_gid)
+            os.replace(temp, path)
+        except OSError as exc:
+            raise write_error(path, exc) from exc
+    except BaseException:
+        unlink(Path(temp))
+        raise
+    if sync_directory:
+        fsync_directory(directory)
+
+
+def fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # Some FUSE and network file systems refuse fsync on folders; the rename
+        # itself has already happened, so this is not a failure of the write.
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise write_error(directory, exc) from exc
+    finally:
+        os.close(fd)
+
+
+def write_error(path: Path, exc: OSError) -> WriteError:
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        hint = "free some disk space and run it again"
+    elif exc.errno == errno.EROFS:
+        hint = "the file system is read-only: patch at image build time instead"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        hint = "run as the install's owner, or patch at image build time"
+    else:
+        hint = "fix the cause and run it again"
+    return WriteError(f"cannot write ({reason}); nothing was changed. {hint}", path=path)
+
+
+def read_or_fail(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def read_or_none(path: Path) -> bytes | None:
+    try:
+        return read_bytes_or_none(path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
