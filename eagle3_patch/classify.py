@@ -15,19 +15,21 @@ import ast
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from eagle3_patch.errors import LedgerError
+from eagle3_patch.errors import AccessError, LedgerError
 from eagle3_patch.ledger import LEDGER_NAME, Ledger, LedgerEntry, backup_path_for, parse_ledger, sha256_hex
 from eagle3_patch.locate import Install
 from eagle3_patch.marker import MARKER, Marker, choose_anchor, marker_of, parse_marker
 from eagle3_patch.provenance import Original, find_original, our_patch_of, without_our_blocks
 from eagle3_patch.reading import read_bytes_or_none
 from eagle3_patch.source import (
+    PARSE_ERRORS,
     SourceIndex,
     body_names,
     delegates,
     encoding_problem,
     last_method,
     mentions,
+    parse_problem,
     source_lines,
 )
 from eagle3_patch.spec import ClassSpec, FileSpec, PatchSpec
@@ -59,6 +61,9 @@ class FileReport:
     original: Original | None = None
     #: The ``ast`` of ``content`` when classifying parsed it (validation reuses it).
     tree: ast.Module | None = None
+    #: Our backup lies beside a file that carries nothing of ours (a reinstall or an
+    #: upgrade): no longer needed, so apply and revert remove it.
+    stale_backup: bool = False
 
     @property
     def sha256(self) -> str | None:
@@ -123,13 +128,24 @@ def classify_install(install: Install, spec: PatchSpec, *, earlier: InstallRepor
     by_name = {f.name: _classify_file(look, f, decided) for f in sorted(spec.files, key=_wrappers_last)}
     files = tuple(by_name[file_spec.name] for file_spec in spec.files)
     state, reason = _install_state(files)
-    notes = tuple(n for n in (ledger_problem, *(_stale_backup(f) for f in files)) if n)
+    files = tuple(replace(f, stale_backup=True) if _is_stale_backup(f) else f for f in files)
+    notes = tuple(n for n in (ledger_problem, *(_stale_note(f) for f in files)) if n)
     return InstallReport(install, state, files, reason, ledger, notes)
 
 
 def _classify_file(look: _Look, file_spec: FileSpec, decided: dict[str, str]) -> FileReport:
     path = look.install.models_dir / file_spec.name
-    content = read_bytes_or_none(path)
+    try:
+        content = read_bytes_or_none(path)
+    except (IsADirectoryError, NotADirectoryError):
+        detail = "is a folder, not a model file: unknown layout; reinstall sglang"
+        classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, detail) for c in file_spec.classes)
+        return FileReport(file_spec, path, UNSUPPORTED, classes, None, detail)
+    except OSError as exc:
+        raise AccessError(
+            f"cannot read ({exc.strerror}); nothing was changed. Run as the install's owner, or fix its permissions",
+            path=path,
+        ) from exc
     if content is None:
         classes = tuple(ClassReport(c.name, c.role, ABSENT, "file absent") for c in file_spec.classes)
         if file_spec.required:
@@ -150,9 +166,9 @@ def _classify_file(look: _Look, file_spec: FileSpec, decided: dict[str, str]) ->
     earlier = look.earlier.get(file_spec.name)
     try:
         tree = earlier[1] if earlier and earlier[0] == content else ast.parse(content, filename=str(path))
-    except (SyntaxError, ValueError) as exc:
+    except PARSE_ERRORS as exc:
         classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, "file does not parse") for c in file_spec.classes)
-        return FileReport(file_spec, path, UNSUPPORTED, classes, content, f"does not parse: {exc}")
+        return FileReport(file_spec, path, UNSUPPORTED, classes, content, f"does not parse: {parse_problem(exc)}")
     lines = source_lines(content)
     look.index.add(file_spec.name, tree)
     reports: dict[str, ClassReport] = {}
@@ -280,8 +296,9 @@ def _check_record(
 def _install_state(files: tuple[FileReport, ...]) -> tuple[str, str]:
     for file in files:
         if file.state == UNSUPPORTED:
+            # A file-level problem (absent, encoding, parse) is said once; else each class's.
             reasons = [f"{c.name}: {c.detail}" for c in file.classes if c.state == UNSUPPORTED]
-            return UNSUPPORTED, f"{file.path}: " + ("; ".join(reasons) or file.detail)
+            return UNSUPPORTED, f"{file.path}: " + (file.detail or "; ".join(reasons))
     for file in files:
         if file.state == DRIFTED:
             return DRIFTED, f"{file.path}: {file.detail}"
@@ -303,14 +320,25 @@ def _file_state(classes: tuple[ClassReport, ...]) -> str:
     return PATCHED if PATCHED in states else NATIVE
 
 
-def _stale_backup(file: FileReport) -> str:
-    """A note for a backup left beside a file that no longer carries our blocks (a reinstall)."""
-    if file.state in (UNPATCHED, NATIVE) and not file.carries_ours and file.backup_path.exists():
-        return (
-            f"{file.backup_path}: stale backup from an earlier install (the file was reinstalled); "
-            "ignored, replaced by the next apply, safe to delete"
-        )
-    return ""
+def _is_stale_backup(file: FileReport) -> bool:
+    """Ours (our name, a regular file beside the target) and unneeded (the file carries none of our blocks)."""
+    backup = file.backup_path
+    return (
+        file.state in (UNPATCHED, NATIVE)
+        and not file.carries_ours
+        and backup.parent == file.path.parent
+        and backup.is_file()
+        and not backup.is_symlink()
+    )
+
+
+def _stale_note(file: FileReport) -> str:
+    if not file.stale_backup:
+        return ""
+    return (
+        f"{file.backup_path}: stale backup from an earlier install (the file was reinstalled or upgraded); "
+        "ignored, and removed by the next apply or revert"
+    )
 
 
 def _role_rank(class_spec: ClassSpec) -> int:

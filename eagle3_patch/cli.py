@@ -39,9 +39,14 @@ def _run(call: Callable[[], Result], show: Callable[[Output, Result], int], *, a
         import tempfile  # only on this path: a bug (the log is the one file not written by write.py)
         import traceback
 
-        with tempfile.NamedTemporaryFile("w", prefix="eagle3-patch-", suffix=".log", delete=False) as log:
-            log.write(traceback.format_exc())
-        render.show_internal_error(out, exc, log.name)
+        try:
+            with tempfile.NamedTemporaryFile("w", prefix="eagle3-patch-", suffix=".log", delete=False) as log:
+                log.write(traceback.format_exc())
+            where = log.name
+        except OSError:  # no writable temp folder: the traceback goes to stderr instead
+            traceback.print_exc()
+            where = "the lines above"
+        render.show_internal_error(out, exc, where)
         ctx.exit(EXIT_INTERNAL)
     ctx.exit(show(out, result))
 

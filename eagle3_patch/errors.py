@@ -79,6 +79,12 @@ class WriteError(Eagle3PatchError):
     state = "cannot-write"
 
 
+class AccessError(WriteError):
+    """A file eagle3-patch must read cannot be read (permissions): the same exit code as one it cannot write."""
+
+    state = "cannot-read"
+
+
 class LockTimeout(WriteError):
     """Another eagle3-patch holds the install's lock for longer than --lock-timeout."""
 

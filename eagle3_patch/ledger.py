@@ -134,7 +134,7 @@ def parse_ledger(data: bytes) -> Ledger:
         )
     except LedgerError:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise LedgerError(f"unreadable ledger ({type(exc).__name__}: {exc})") from exc
 
 

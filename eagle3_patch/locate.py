@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eagle3_patch import ROOT_ENV, _probe
@@ -36,6 +37,12 @@ class Install:
     found_by: str
     #: The ``sglang-*.dist-info`` folder when there is one (its RECORD witnesses originals).
     dist_info: Path | None = None
+    #: The options that chose this install (``--sglang-root DIR`` or ``--python PATH``), for next-step hints.
+    selector: tuple[str, ...] = ()
+
+    def command(self, *words: str) -> str:
+        """``eagle3-patch <words>`` for this same install, shell-quoted, as a hint to copy."""
+        return shlex.join(("eagle3-patch", *words, *self.selector))
 
     @property
     def models_dir(self) -> Path:
@@ -44,12 +51,19 @@ class Install:
 
 def locate(*, sglang_root: str | None = None, python: str | None = None) -> Install:
     """Find the install from ``--sglang-root``, ``--python``, or this interpreter."""
+    for flag, value in (("--sglang-root", sglang_root), ("--python", python)):
+        if value is not None and not value.strip():
+            raise UsageError(
+                f"{flag} is empty (an unset shell variable?); give the path, or leave the option out "
+                "to use the sglang of this interpreter"
+            )
     if sglang_root and python:
         raise UsageError("give either --sglang-root or --python, not both")
     if sglang_root:
-        return locate_root(Path(sglang_root), found_by=f"--sglang-root {sglang_root}")
+        install = locate_root(Path(sglang_root), found_by=f"--sglang-root {sglang_root}")
+        return replace(install, selector=("--sglang-root", sglang_root))
     if python:
-        return locate_python(python)
+        return replace(locate_python(python), selector=("--python", python))
     env_root = os.environ.get(ROOT_ENV)
     if env_root:
         return locate_root(Path(env_root), found_by=f"{ROOT_ENV}={env_root}")

@@ -56,7 +56,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     refuse_unsupported(report)
     if report.state == DRIFTED:
         raise DriftError(
-            f"{report.reason}; nothing was changed. Run `eagle3-patch revert --force` to restore "
+            f"{report.reason}; nothing was changed. Run `{report.install.command('revert', '--force')}` to restore "
             f"the original (your version is kept as *{EDITED_SUFFIX}), or reinstall: "
             f"{reinstall_hint(report)}"
         )
@@ -115,34 +115,41 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
                 backup_path=file.backup_path,
             )
         )
+    # Backups beside files that carry nothing of ours (a reinstall, an upgrade) are no longer needed.
+    stale = tuple(f.backup_path for f in report.files if f.stale_backup and f.state not in _NEEDS_PATCH)
     if not changes:
+        if stale:  # nothing to patch: only our leftovers go, the ledger stays as it is
+            return Plan(report, (), WritePlan((), report.ledger_path, read_witness(report.ledger_path), remove=stale))
         return Plan(report, (), None)
     untouched = tuple(
         (f.spec.name, f.sha256) for f in report.files if f.spec.name not in entries
     )  # absent files record None: a later appearance (an upgrade) is noticed
     ledger = Ledger(__version__, report.install.version, tuple(entries.values()), targets_sha256(), untouched)
-    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, render_ledger(ledger)))
+    return Plan(
+        report, tuple(files), WritePlan(tuple(changes), report.ledger_path, render_ledger(ledger), remove=stale)
+    )
 
 
 def plan_revert(report: InstallReport, *, force: bool = False) -> Plan:
     """What revert writes: each file carrying our blocks gets its verified original back."""
     carrying = [f for f in report.files if f.content is not None and f.state in _CARRIES_OURS]
-    # Left behind by an interrupted revert: backups identical to their (original) file, and the ledger.
+    # Our leftovers: backups identical to their (original) file after an interrupted revert,
+    # backups beside reinstalled or upgraded files, and the ledger.
     redundant = tuple(
         f.backup_path
         for f in report.files
-        if f.content is not None and f.state not in _CARRIES_OURS and _backup_bytes(f) == f.content
+        if f.content is not None and f.state not in _CARRIES_OURS and (f.stale_backup or _backup_bytes(f) == f.content)
     )
-    if not carrying:
-        refuse_unsupported(report)
+    if not carrying:  # nothing of ours, whatever the layout: nothing to revert (exit 0)
         if redundant or report.ledger is not None:
             return Plan(report, (), WritePlan((), report.ledger_path, None, remove=redundant))
         return Plan(report, (), None)
     drifted = [f for f in carrying if f.state == DRIFTED]
     if drifted and not force:
+        force_revert = report.install.command("revert", "--force")
         raise DriftError(
-            f"changed since eagle3-patch patched it; nothing was changed. Run `eagle3-patch revert "
-            f"--force` to restore the original and keep your version as {drifted[0].path.name}{EDITED_SUFFIX}",
+            f"changed since eagle3-patch patched it; nothing was changed. Run `{force_revert}` to restore "
+            f"the original and keep your version as {drifted[0].path.name}{EDITED_SUFFIX}",
             path=drifted[0].path,
         )
     files = []

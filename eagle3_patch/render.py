@@ -29,12 +29,16 @@ def show_change(out: Output, result: ChangeResult) -> int:
     _notes(out, report)
     changed = {str(f.report.path) for f in result.files}
     if out.as_json:
-        out.emit_json(report_payload(result.command, result.after, changed=changed, dry_run=result.dry_run))
+        payload = report_payload(result.command, result.after, changed=changed, dry_run=result.dry_run)
+        payload["removed"] = [str(path) for path in result.removed]
+        out.emit_json(payload)
         return EXIT_OK
     if result.dry_run:
         for file_plan in result.files:
             out.diff(file_plan.diff)
     _header(out, report.install)
+    for path in result.removed:
+        out.line(f"removed: {path.name} (ours, no longer needed)")
     if result.command == "revert":
         if not result.files:
             out.line(f"{report.state}: nothing to revert", state=report.state)
@@ -52,7 +56,7 @@ def show_change(out: Output, result: ChangeResult) -> int:
     if result.dry_run:
         out.line("dry run: nothing was written")
     else:
-        out.line("backups beside each file as <file>.eagle3-bak; undo with: eagle3-patch revert")
+        out.line(f"backups beside each file as <file>.eagle3-bak; undo with: {report.install.command('revert')}")
     return EXIT_OK
 
 
@@ -72,7 +76,8 @@ def show_check(out: Output, result: ReportResult) -> int:
             for f in report.files
             if f.state not in (PATCHED, NATIVE, ABSENT)
         ]
-        out.line(f"unpatched: {'; '.join(todo)} lack EAGLE-3 capture; run: eagle3-patch apply", state=UNPATCHED)
+        run = report.install.command("apply")
+        out.line(f"unpatched: {'; '.join(todo)} lack EAGLE-3 capture; run: {run}", state=UNPATCHED)
     else:
         out.error(f"{report.state}: {report.reason}")
     return result.exit_code

@@ -20,6 +20,9 @@ from eagle3_patch.spec import PatchSpec
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _NOT_A_LITERAL = object()
+#: What ``ast.parse`` raises on source it cannot read: bad syntax or bytes, and nesting
+#: too deep for the parser (MemoryError or RecursionError, depending on the shape).
+PARSE_ERRORS = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
 def detect_encoding(content: bytes) -> str:
@@ -56,6 +59,13 @@ def decode_source(content: bytes) -> str:
         return content.decode(detect_encoding(content))
     except (SyntaxError, LookupError, UnicodeDecodeError):
         return content.decode("utf-8", errors="replace")
+
+
+def parse_problem(exc: BaseException) -> str:
+    """One line for a file ``ast`` cannot parse."""
+    if isinstance(exc, (RecursionError, MemoryError)):
+        return "nested too deeply for Python's parser"
+    return str(exc)
 
 
 def source_lines(content: bytes) -> list[str]:
@@ -173,7 +183,7 @@ class SourceIndex:
             content = read_bytes_or_none(self._models_dir / file_name)
             try:
                 self._parsed[file_name] = top_level_classes(ast.parse(content)) if content is not None else {}
-            except (SyntaxError, ValueError):
+            except PARSE_ERRORS:
                 self._parsed[file_name] = {}
         return self._parsed[file_name]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from eagle3_patch.errors import ValidationError
 from eagle3_patch.marker import MARKER, block_lines, marker_of
-from eagle3_patch.source import source_lines, top_level_classes
+from eagle3_patch.source import PARSE_ERRORS, parse_problem, source_lines, top_level_classes
 
 
 def validate_patch(
@@ -35,8 +35,8 @@ def validate_patch(
     patched_tree = _parse(patched, path)
     try:
         compile(patched_tree, str(path), "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        raise _refuse(path, f"does not compile ({exc})") from exc
+    except PARSE_ERRORS as exc:
+        raise _refuse(path, f"does not compile ({parse_problem(exc)})") from exc
     lines = source_lines(patched)
     top = top_level_classes(patched_tree)
     for name in classes:
@@ -91,8 +91,8 @@ def same_ast_outside(
 def _parse(source: bytes, path: Path) -> ast.Module:
     try:
         return ast.parse(source, filename=str(path))
-    except (SyntaxError, ValueError) as exc:
-        raise _refuse(path, f"does not parse ({exc})") from exc
+    except PARSE_ERRORS as exc:
+        raise _refuse(path, f"does not parse ({parse_problem(exc)})") from exc
 
 
 def _marked_methods(tree: ast.Module, lines: list[str], hook: str) -> list[ast.FunctionDef]:

@@ -109,13 +109,26 @@ def test_native_install_is_left_alone(runner: CliRunner, make_install: MakeInsta
     assert snapshot(site) == before
 
 
-@pytest.mark.parametrize("command", ["apply", "check", "revert", "status"])
+@pytest.mark.parametrize("command", ["apply", "check", "status"])
 def test_unsupported_exits_3_and_writes_nothing(runner: CliRunner, make_install: MakeInstall, command: str) -> None:
     site = make_install("pre_capture")
     before = snapshot(site)
     result = run_cli(runner, command, "--sglang-root", str(site))
     assert result.exit_code == EXIT_UNSUPPORTED
     assert "qwen3_5.py" in result.stderr and "_is_layer_to_capture" in result.stderr
+    assert snapshot(site) == before
+
+
+@pytest.mark.parametrize("shape", ["pre_capture", "native"])
+def test_revert_with_nothing_of_ours_is_done_whatever_the_layout(
+    runner: CliRunner, make_install: MakeInstall, shape: str
+) -> None:
+    """The README's exit 0 for revert: "original restored or nothing to do", unsupported releases included."""
+    site = make_install(shape)
+    before = snapshot(site)
+    result = run_cli(runner, "revert", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_OK, result.output
+    assert "nothing to revert" in result.stdout
     assert snapshot(site) == before
 
 
@@ -176,8 +189,12 @@ def test_reinstall_over_patched_file_is_simply_unpatched(runner: CliRunner, site
     checked = run_cli(runner, "check", "--sglang-root", str(site))
     assert checked.exit_code == EXIT_UNPATCHED
     assert f"{backup}: stale backup" in checked.stderr
-    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
-    assert backup.read_bytes() == b"# a stale backup from another release\n", "never restored over a reinstall"
+    reverted = run_cli(runner, "revert", "--sglang-root", str(site))
+    assert reverted.exit_code == EXIT_OK
+    assert f"removed: {backup.name}" in reverted.stdout
+    assert not backup.exists(), "ours and unneeded: removed, never restored over a reinstall"
+    assert (models(site) / "qwen3_5.py").read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    assert "stale backup" not in run_cli(runner, "check", "--sglang-root", str(site)).stderr
     assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert backup.read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
@@ -488,3 +505,133 @@ def test_a_transformer_bug_is_an_internal_error_never_a_state(
     assert str(log) in result.stderr
     assert "Traceback" in log.read_text() and "transform.py" in log.read_text()
     assert snapshot(site) == before
+
+
+def test_an_internal_error_without_a_writable_temp_folder_still_exits_70(
+    runner: CliRunner, make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The bug boundary must not crash itself (it used to exit 1, which check uses for "unpatched")."""
+    site = make_install("capture_no_hook")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    monkeypatch.setattr(transform.InsertHookTransformer, "leave_ClassDef", _broken_leave_class)
+    result = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_INTERNAL
+    assert "Traceback" in result.stderr and "a bug in the transformer" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("eagle3-patch: error: internal error (RuntimeError")
+
+
+@pytest.mark.parametrize("depth", [3_000, 200_000])
+def test_source_nested_too_deeply_is_unsupported_not_an_internal_error(
+    runner: CliRunner, make_install: MakeInstall, depth: int
+) -> None:
+    """Python's parser gives up with RecursionError or MemoryError; that is exit 3, and libcst never sees it."""
+    site = make_install("capture_no_hook")
+    target = models(site) / "qwen3_5.py"
+    target.write_bytes(target.read_bytes() + b"x = " + b"-" * depth + b"1\n")
+    before = snapshot(site)
+    for command in ("check", "apply"):
+        result = run_cli(runner, command, "--sglang-root", str(site))
+        assert result.exit_code == EXIT_UNSUPPORTED, (command, result.output)
+        assert "nested too deeply" in result.stderr
+    assert snapshot(site) == before
+
+
+def test_a_ledger_nested_too_deeply_is_noted_and_ignored(runner: CliRunner, make_install: MakeInstall) -> None:
+    site = make_install("capture_no_hook")
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    (models(site) / LEDGER_NAME).write_text("[" * 100_000 + "]" * 100_000)
+    result = run_cli(runner, "check", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_OK, result.output  # the backups vouch instead
+    assert "unreadable ledger (RecursionError" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "status", "apply"])
+def test_a_target_that_is_a_folder_is_unsupported(runner: CliRunner, make_install: MakeInstall, command: str) -> None:
+    site = make_install("capture_no_hook")
+    target = models(site) / "qwen3_5_text.py"
+    target.mkdir()
+    before = snapshot(site)
+    result = run_cli(runner, command, "--sglang-root", str(site))
+    assert result.exit_code == EXIT_UNSUPPORTED, result.output
+    assert f"{target}: is a folder, not a model file" in result.stderr
+    assert snapshot(site) == before
+
+
+@pytest.mark.parametrize("command", ["check", "status", "apply", "revert"])
+def test_an_unreadable_target_exits_6_with_one_line(
+    runner: CliRunner, make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """Mode 000 as a non-root user (simulated: this suite may run as root, which reads anything)."""
+    site = make_install("capture_no_hook")
+    target = models(site) / "qwen3_5.py"
+    before = snapshot(site)
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path == target:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = run_cli(runner, command, "--sglang-root", str(site))
+    assert result.exit_code == EXIT_CANNOT_WRITE, result.output
+    assert (
+        result.stderr == f"eagle3-patch: error: {target}: cannot read (Permission denied); nothing was changed. "
+        "Run as the install's owner, or fix its permissions\n"
+    )
+    monkeypatch.undo()
+    assert snapshot(site) == before
+
+
+def test_next_step_hints_repeat_the_flags_that_chose_the_install(
+    runner: CliRunner, make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following a hint verbatim must act on the same install, not on the running interpreter's sglang."""
+    import shlex
+
+    site = make_install("capture_no_hook", name="my site")  # a space, so the hint must be quoted
+    other = make_install("capture_no_hook", name="other")
+    monkeypatch.setenv("EAGLE3_PATCH_SGLANG_ROOT", str(other))  # where a hint without flags would act
+    checked = run_cli(runner, "check", "--sglang-root", str(site))
+    hint = checked.stdout.split("run: ", 1)[1].strip()
+    assert hint == shlex.join(["eagle3-patch", "apply", "--sglang-root", str(site)])
+    applied = run_cli(runner, *shlex.split(hint)[1:])
+    assert applied.exit_code == EXIT_OK, applied.output
+    undo = applied.stdout.split("undo with: ", 1)[1].strip()
+    assert undo == shlex.join(["eagle3-patch", "revert", "--sglang-root", str(site)])
+    other_before = snapshot(other)
+    assert run_cli(runner, *shlex.split(undo)[1:]).exit_code == EXIT_OK
+    assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_UNPATCHED
+    assert snapshot(other) == other_before
+
+
+@pytest.mark.parametrize("command", ["apply", "revert"])
+def test_a_stale_backup_beside_a_native_release_is_removed_once(
+    runner: CliRunner, make_install: MakeInstall, command: str
+) -> None:
+    """After an upgrade to a release with the hook, our old backups are noted once and removed by the next run."""
+    site = make_install("native")
+    backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
+    backup.write_bytes(b"# the original of the release before the upgrade\n")
+    native = (models(site) / "qwen3_5.py").read_bytes()
+    assert f"{backup}: stale backup" in run_cli(runner, "check", "--sglang-root", str(site)).stderr
+    code, payload = run_json(runner, command, "--sglang-root", str(site))
+    assert code == EXIT_OK and payload["state"] == "native"
+    assert payload["removed"] == [str(backup)]
+    assert not backup.exists()
+    assert (models(site) / "qwen3_5.py").read_bytes() == native
+    again = run_cli(runner, "check", "--sglang-root", str(site))
+    assert again.exit_code == EXIT_OK and "stale backup" not in again.stderr
+
+
+def test_a_backup_that_is_a_symlink_is_never_removed(
+    runner: CliRunner, make_install: MakeInstall, tmp_path: Path
+) -> None:
+    site = make_install("native")
+    elsewhere = tmp_path / "not ours"
+    elsewhere.write_bytes(b"someone else's file\n")
+    (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).symlink_to(elsewhere)
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).is_symlink()
+    assert elsewhere.read_bytes() == b"someone else's file\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from eagle3_patch.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNPATCHED, NotFoundError, UsageError
+from eagle3_patch.errors import EXIT_NOT_FOUND, EXIT_OK, EXIT_UNPATCHED, EXIT_USAGE, NotFoundError, UsageError
 from eagle3_patch.fetch import fetch_wheel
 from eagle3_patch.locate import UNKNOWN_VERSION, locate, locate_python, locate_root
 from tests.conftest import FIXTURES, MakeInstall, run_json, snapshot
@@ -72,6 +72,21 @@ def test_nothing_there_is_not_found(tmp_path: Path) -> None:
 def test_root_and_python_together_are_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         locate(sglang_root=str(tmp_path), python=sys.executable)
+
+
+@pytest.mark.parametrize("flag", ["--sglang-root", "--python"])
+@pytest.mark.parametrize("command", ["apply", "revert", "check", "status", "verify"])
+def test_an_empty_install_flag_is_a_usage_error_not_this_interpreter(
+    runner: CliRunner, make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch, flag: str, command: str
+) -> None:
+    """``--sglang-root "$SGLANG_DIR"`` with the variable unset must not act on another install."""
+    site = make_install("capture_no_hook")
+    monkeypatch.setenv("EAGLE3_PATCH_SGLANG_ROOT", str(site))  # an install the empty flag would fall back to
+    before = snapshot(site)
+    code, payload = run_json(runner, command, flag, "")
+    assert code == EXIT_USAGE
+    assert payload["error"].startswith(f"{flag} is empty")
+    assert snapshot(site) == before
 
 
 def test_environment_variable_is_used(make_install: MakeInstall, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -329,6 +330,42 @@ def test_owner_and_mode_survive_as_root(install: tuple) -> None:
         0o640,
         pristine["qwen3_5.py"],
     )
+
+
+def test_root_applying_on_a_users_install_leaves_the_user_able_to_revert(
+    install: tuple, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``sudo eagle3-patch apply`` on nobody's venv: the lock file is nobody's, so nobody's revert works."""
+    site, pristine, patched = install
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    shared = Path(tempfile.mkdtemp(prefix="eagle3-patch-owner-", dir="/tmp"))  # traversable by nobody
+    try:
+        shared.chmod(0o755)
+        users_site = shared / "site"
+        shutil.copytree(site, users_site)
+        for path in [users_site, *users_site.rglob("*")]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        assert run(users_site, "apply").returncode == EXIT_OK  # as root
+        lock = (users_site / LOCK_NAME).stat()
+        assert (lock.st_uid, lock.st_gid) == (nobody.pw_uid, nobody.pw_gid)
+        as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+        reverted = subprocess.run(
+            [*as_nobody, *command(users_site, "revert")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HOME": str(shared)},
+            cwd=shared,
+            timeout=120,
+            check=False,
+        )
+        assert reverted.returncode == EXIT_OK, reverted.stderr
+        assert {n: (models(users_site) / n).read_bytes() for n in TARGETS} == pristine
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 # --- bytecode ---

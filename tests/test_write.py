@@ -138,6 +138,39 @@ def test_file_changed_since_planning_is_refused(tmp_path: Path) -> None:
     assert target.read_bytes() == b"someone else\n"
 
 
+@pytest.mark.parametrize(
+    ("step", "edited"),
+    [(step, name) for step in ("backup", "ledger", "bytecode-before") for name in ("a.py", "b.py")]
+    + [("replace", "b.py")],  # after a.py was replaced, before b.py is
+)
+def test_an_edit_after_the_preflight_is_kept_and_the_run_rolled_back(tmp_path: Path, step: str, edited: str) -> None:
+    """Compare and swap: each file is hashed again right before its replace, not only before the backups."""
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    first.write_bytes(b"a\n")
+    second.write_bytes(b"b\n")
+    plan = WritePlan(
+        (
+            change(first, b"A\n", backup=b"a\n", backup_path=tmp_path / "a.py.eagle3-bak"),
+            change(second, b"B\n", backup=b"b\n", backup_path=tmp_path / "b.py.eagle3-bak"),
+        ),
+        tmp_path / ".eagle3-patch.json",
+        b"{}\n",
+    )
+    target = tmp_path / edited
+
+    def editor(done: str) -> None:  # another process saves the file between two of the writer's steps
+        if done == step and target.read_bytes().islower():
+            target.write_bytes(target.read_bytes() + b"# edit\n")
+
+    with pytest.raises(DriftError) as caught:
+        execute(plan, on_step=editor)
+    assert str(target) in str(caught.value) and "rolled back" in str(caught.value)
+    untouched = second if edited == "a.py" else first
+    assert target.read_bytes().endswith(b"# edit\n"), "the edit is kept"
+    assert untouched.read_bytes() in (b"a\n", b"b\n"), "the other file is as it was"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.py", "b.py"], "backups and ledger rolled back"
+
+
 def test_stale_bytecode_is_removed(tmp_path: Path) -> None:
     target = tmp_path / "m.py"
     target.write_bytes(b"X = 1\n")

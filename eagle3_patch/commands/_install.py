@@ -26,6 +26,8 @@ class ChangeResult:
     #: The files changed, or that would change with --dry-run.
     files: tuple[FilePlan, ...]
     dry_run: bool = False
+    #: Our leftovers deleted (backups no longer needed).
+    removed: tuple[Path, ...] = ()
 
 
 def target_folders(install: Install, spec: PatchSpec) -> list[Path]:

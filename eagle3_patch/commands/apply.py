@@ -29,11 +29,12 @@ def apply(*, sglang_root: str | None, python: str | None, dry_run: bool, lock_ti
         plan = plan_apply(first, spec)  # transformed and validated in memory; nothing is written
         return ChangeResult("apply", first, first, plan.files, dry_run=True)
     refuse_unsupported(first)
-    if first.state in (PATCHED, NATIVE) and not orphans_left(install, spec):
+    leftovers = orphans_left(install, spec) or any(f.stale_backup for f in first.files)
+    if first.state in (PATCHED, NATIVE) and not leftovers:
         return ChangeResult("apply", first, first, ())
     with install_lock(install.package_dir, timeout=lock_timeout):
         sweep_orphans(target_folders(install, spec))
         report = classify_install(install, spec, earlier=first)
         plan = plan_apply(report, spec)
         after = write_and_reread(plan, spec, expect=(PATCHED, NATIVE))
-    return ChangeResult("apply", report, after, plan.files)
+    return ChangeResult("apply", report, after, plan.files, removed=plan.write.remove if plan.write else ())

@@ -32,4 +32,4 @@ def revert(*, sglang_root: str | None, python: str | None, force: bool, lock_tim
         report = classify_install(install, spec, earlier=first)
         plan = plan_revert(report, force=force)
         after = write_and_reread(plan, spec, expect=_NOTHING_OF_OURS)
-    return ChangeResult("revert", report, after, plan.files)
+    return ChangeResult("revert", report, after, plan.files, removed=plan.write.remove if plan.write else ())

@@ -93,7 +93,9 @@ def execute(plan: WritePlan, *, on_step: StepCallback = no_step) -> WriteOutcome
     Order: copies and backups, then the ledger, then stale bytecode, then the
     files, then stale bytecode again, then (for revert) the backups. A record of
     the original therefore exists before any file changes, and a kill at any
-    point leaves whole files that the next run classifies by their hashes.
+    point leaves whole files that the next run classifies by their hashes. Each
+    file is hashed again right before it is replaced: an edit that landed after
+    the plan was made is kept, and everything this run wrote is rolled back.
     """
     changes = _preflight(plan)
     journal = _Journal()
@@ -113,10 +115,10 @@ def execute(plan: WritePlan, *, on_step: StepCallback = no_step) -> WriteOutcome
         removed_before = _remove_bytecode(sources, written=False)
         on_step("bytecode-before")
         for change in changes:
-            journal.replace(change.path, change.new_content)
+            journal.replace(change.path, change.new_content, expected_sha256=change.expected_sha256)
             on_step("replace")
         journal.sync()
-    except WriteError:
+    except (WriteError, DriftError):
         journal.roll_back()
         raise
     removed = removed_before + _remove_bytecode(sources, written=True)
@@ -151,8 +153,16 @@ class _Journal:
         atomic_write(path, data, like=like, sync_directory=False)
         self.unsynced.add(path.parent)
 
-    def replace(self, path: Path, data: bytes) -> None:
-        self._undo.append((path, read_or_fail(path)))
+    def replace(self, path: Path, data: bytes, *, expected_sha256: str) -> None:
+        """Compare and swap: the file must still be the bytes the plan was made from, read just now."""
+        current = read_or_fail(path)
+        if sha256_hex(current) != expected_sha256:
+            raise DriftError(
+                "changed while eagle3-patch was writing (another process edited it); it was left as that "
+                "process wrote it and this run's other changes were rolled back. Run the command again",
+                path=path,
+            )
+        self._undo.append((path, current))
         atomic_write(path, data, sync_directory=False)
         self.unsynced.add(path.parent)
 

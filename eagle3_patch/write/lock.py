@@ -10,6 +10,7 @@ import as a namespace package, shadowing a later install).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,10 +57,27 @@ def install_lock(
     except OSError as exc:
         raise write_error(path, exc) from exc
     try:
+        _own_like_the_install(path, package_dir.parent)
         on_step("lock")
         yield path
     finally:
         lock.release()
+
+
+def _own_like_the_install(path: Path, folder: Path) -> None:
+    """As root, give the lock file the owner of the folder it guards, so that owner can still lock it.
+
+    ``sudo eagle3-patch apply`` on a user's venv would otherwise leave a root-owned
+    lock the user cannot open for writing, and their next ``revert`` would fail.
+    """
+    if os.geteuid() != 0:
+        return
+    try:
+        wanted, current = os.stat(folder), os.stat(path)
+        if (current.st_uid, current.st_gid) != (wanted.st_uid, wanted.st_gid):
+            os.chown(path, wanted.st_uid, wanted.st_gid)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
 
 
 def find_orphans(folders: Iterable[Path]) -> Iterator[Path]:
