@@ -15,8 +15,8 @@ import ast
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from eagle3_patch.errors import AccessError, LedgerError
-from eagle3_patch.ledger import LEDGER_NAME, Ledger, LedgerEntry, backup_path_for, parse_ledger, sha256_hex
+from eagle3_patch.errors import AccessError
+from eagle3_patch.ledger import LEDGER_NAME, Ledger, LedgerEntry, backup_path_for, read_ledger, sha256_hex
 from eagle3_patch.locate import Install
 from eagle3_patch.marker import MARKER, Marker, choose_anchor, marker_of, parse_marker
 from eagle3_patch.provenance import Original, find_original, our_patch_of, without_our_blocks
@@ -116,7 +116,7 @@ def classify_install(install: Install, spec: PatchSpec, *, earlier: InstallRepor
     are still the same is not parsed again (its ``ast`` depends on nothing
     else), so deciding once more under the lock costs little.
     """
-    ledger, ledger_problem = _read_ledger(install.models_dir / LEDGER_NAME)
+    ledger, ledger_problem = read_ledger(install.models_dir / LEDGER_NAME)
     look = _Look(
         install,
         spec,
@@ -347,17 +347,3 @@ def _role_rank(class_spec: ClassSpec) -> int:
 
 def _wrappers_last(file_spec: FileSpec) -> int:
     return min((_role_rank(c) for c in file_spec.classes), default=1)
-
-
-def _read_ledger(path: Path) -> tuple[Ledger | None, str]:
-    ignored = "ignored, states decided from backups and RECORD instead"
-    try:
-        data = read_bytes_or_none(path)
-    except OSError as exc:
-        return None, f"{path}: cannot be read ({exc.strerror}); {ignored}"
-    if data is None:
-        return None, ""
-    try:
-        return parse_ledger(data), ""
-    except LedgerError as exc:
-        return None, f"{path}: {exc}; {ignored}"

@@ -19,7 +19,7 @@ import click
 
 from eagle3_patch import ROOT_ENV, render
 from eagle3_patch.console import Output
-from eagle3_patch.errors import EXIT_INTERNAL, EXIT_OK, Eagle3PatchError
+from eagle3_patch.errors import EXIT_OK, Eagle3PatchError
 
 Result = TypeVar("Result")
 Command = Callable[..., Any]
@@ -36,18 +36,7 @@ def _run(call: Callable[[], Result], show: Callable[[Output, Result], int], *, a
     except (KeyboardInterrupt, BrokenPipeError, click.exceptions.Exit, click.ClickException):
         raise
     except Exception as exc:  # noqa: BLE001 - the boundary for bugs
-        import tempfile  # only on this path: a bug (the log is the one file not written by write.py)
-        import traceback
-
-        try:
-            with tempfile.NamedTemporaryFile("w", prefix="eagle3-patch-", suffix=".log", delete=False) as log:
-                log.write(traceback.format_exc())
-            where = log.name
-        except OSError:  # no writable temp folder: the traceback goes to stderr instead
-            traceback.print_exc()
-            where = "the lines above"
-        render.show_internal_error(out, exc, where)
-        ctx.exit(EXIT_INTERNAL)
+        ctx.exit(render.show_internal_error(out, exc))
     ctx.exit(show(out, result))
 
 

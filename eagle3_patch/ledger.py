@@ -14,7 +14,7 @@ from pathlib import Path
 
 from eagle3_patch.anchors import data
 from eagle3_patch.errors import LedgerError
-from eagle3_patch.reading import read_witness
+from eagle3_patch.reading import read_bytes_or_none, read_witness
 
 LEDGER_NAME = ".eagle3-patch.json"
 BACKUP_SUFFIX = ".eagle3-bak"
@@ -85,6 +85,21 @@ def vouches_for_patched(models_dir: Path, *, targets_digest: str, tool_version: 
         if content is None or sha256_hex(content) != entry.patched_sha256:
             return False
     return all(digest is None and not (models_dir / name).exists() for name, digest in ledger.untouched)
+
+
+def read_ledger(path: Path) -> tuple[Ledger | None, str]:
+    """The ledger at ``path`` (None when absent), or None and why it is ignored when it cannot be read."""
+    ignored = "ignored, states decided from backups and RECORD instead"
+    try:
+        data = read_bytes_or_none(path)
+    except OSError as exc:
+        return None, f"{path}: cannot be read ({exc.strerror}); {ignored}"
+    if data is None:
+        return None, ""
+    try:
+        return parse_ledger(data), ""
+    except LedgerError as exc:
+        return None, f"{path}: {exc}; {ignored}"
 
 
 def backup_path_for(path: Path) -> Path:

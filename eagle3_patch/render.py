@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from eagle3_patch.console import Output
-from eagle3_patch.errors import EXIT_OK, Eagle3PatchError
+from eagle3_patch.errors import EXIT_INTERNAL, EXIT_OK, Eagle3PatchError
 from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, UNPATCHED
 
 if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only their fields
@@ -167,8 +167,20 @@ def show_error(out: Output, command: str | None, exc: Eagle3PatchError) -> int:
     return exc.exit_code
 
 
-def show_internal_error(out: Output, exc: BaseException, log: str) -> None:
-    out.error(f"internal error ({type(exc).__name__}: {exc}); traceback in {log}, please report it")
+def show_internal_error(out: Output, exc: BaseException) -> int:
+    """A bug: the traceback to a log file (stderr when no temp folder is writable), one line, exit 70."""
+    import tempfile  # only on this path (the log is the one file not written by write/)
+    import traceback
+
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="eagle3-patch-", suffix=".log", delete=False) as log:
+            log.write(traceback.format_exc())
+        where = log.name
+    except OSError:
+        traceback.print_exc()
+        where = "the lines above"
+    out.error(f"internal error ({type(exc).__name__}: {exc}); traceback in {where}, please report it")
+    return EXIT_INTERNAL
 
 
 def report_payload(
