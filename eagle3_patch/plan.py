@@ -18,7 +18,7 @@ from eagle3_patch.classify import FileReport, InstallReport
 from eagle3_patch.errors import DriftError, UnsupportedError
 from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex, targets_sha256
 from eagle3_patch.marker import MARKER
-from eagle3_patch.reading import read_witness
+from eagle3_patch.reading import read_backup, read_witness
 from eagle3_patch.source import class_spans, decode_source, detect_encoding
 from eagle3_patch.spec import PatchSpec
 from eagle3_patch.states import DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
@@ -238,4 +238,4 @@ def _unused_path(path: Path) -> Path:
 
 
 def _backup_bytes(file: FileReport) -> bytes | None:
-    return read_witness(file.backup_path)
+    return read_backup(file.backup_path)

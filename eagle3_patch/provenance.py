@@ -19,7 +19,7 @@ from types import ModuleType
 
 from eagle3_patch.ledger import LedgerEntry, backup_path_for, sha256_hex
 from eagle3_patch.locate import Install
-from eagle3_patch.reading import read_witness
+from eagle3_patch.reading import read_backup, read_witness
 from eagle3_patch.spec import ClassSpec, PatchSpec
 from eagle3_patch.verified import load_verified
 
@@ -67,7 +67,7 @@ def find_original(
 
     The backup is tried first, so libcst is loaded only when it does not match.
     """
-    backup = read_witness(backup_path_for(install.models_dir / file_name))
+    backup = read_backup(backup_path_for(install.models_dir / file_name))
     witnesses = _witnesses(install, file_name, entry)
     if backup is not None and sha256_hex(backup) in witnesses:
         return Original(backup, BACKUP, witnesses[sha256_hex(backup)])

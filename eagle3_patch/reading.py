@@ -8,6 +8,8 @@ the caller then decides from the other evidence). Writes live in ``write``.
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pathlib is not needed at run time: the pins hook never loads it
@@ -28,6 +30,25 @@ def read_witness(path: Path) -> bytes | None:
         return path.read_bytes()
     except OSError:
         return None
+
+
+def read_backup(path: Path) -> bytes | None:
+    """Our backup's bytes, only from a regular file opened without following a link; else None.
+
+    A backup that is a symlink (or a folder, a device) is not ours to trust: it
+    could point at anything, and ``revert`` would copy that over a model file.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return None
+        try:
+            return file.read()
+        except OSError:
+            return None
 
 
 def read_text_lenient(path: str) -> str:

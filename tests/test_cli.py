@@ -635,3 +635,25 @@ def test_a_backup_that_is_a_symlink_is_never_removed(
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).is_symlink()
     assert elsewhere.read_bytes() == b"someone else's file\n"
+
+
+def test_a_backup_that_is_a_symlink_is_never_trusted(
+    runner: CliRunner, make_install: MakeInstall, tmp_path: Path
+) -> None:
+    """A symlinked backup and a ledger edited to match it would make revert copy any file over qwen3_5.py."""
+    site = make_install("capture_no_hook")
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    elsewhere = tmp_path / "secrets.py"
+    elsewhere.write_bytes(b"TOKEN = 'not a model file'\n")
+    backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
+    backup.unlink()
+    backup.symlink_to(elsewhere)
+    ledger_path = models(site) / LEDGER_NAME
+    ledger = json.loads(ledger_path.read_text())
+    ledger["files"]["qwen3_5.py"]["pristine_sha256"] = hashlib.sha256(elsewhere.read_bytes()).hexdigest()
+    ledger_path.write_text(json.dumps(ledger))
+    patched = (models(site) / "qwen3_5.py").read_bytes()
+    result = run_cli(runner, "revert", "--sglang-root", str(site))
+    assert result.exit_code == EXIT_DRIFT, result.output
+    assert (models(site) / "qwen3_5.py").read_bytes() == patched, "never replaced by what the link points at"
+    assert backup.is_symlink() and elsewhere.read_bytes() == b"TOKEN = 'not a model file'\n"
