@@ -19,7 +19,7 @@ from eagle3_patch.errors import AccessError
 from eagle3_patch.ledger import LEDGER_NAME, Ledger, LedgerEntry, backup_path_for, read_ledger, sha256_hex
 from eagle3_patch.locate import Install
 from eagle3_patch.marker import MARKER, Marker, choose_anchor, marker_of, parse_marker
-from eagle3_patch.provenance import Original, find_original, our_patch_of, without_our_blocks
+from eagle3_patch.provenance import BLOCKS_REMOVED, Original, find_original, our_patch_of, without_our_blocks
 from eagle3_patch.reading import read_bytes_or_none
 from eagle3_patch.source import (
     PARSE_ERRORS,
@@ -272,7 +272,8 @@ def _check_record(
         why = "changed since eagle3-patch wrote it"
     elif original is None:
         why = f"carries {MARKER} blocks but nothing vouches for its original bytes"
-    elif without_our_blocks(content, look.spec.hook) != original.content:
+    # An original found by removing our blocks is that very result: no second libcst pass.
+    elif original.source != BLOCKS_REMOVED and without_our_blocks(content, look.spec.hook) != original.content:
         why = f"changed outside its {MARKER} blocks"
     else:
         why = ""

@@ -83,8 +83,9 @@ def find_original(
 
 def without_our_blocks(content: bytes, hook: str) -> bytes | None:
     """``content`` with our blocks removed; None when libcst cannot parse it."""
-    result = _transform().strip_source(content, hook=hook)
-    return result.code if isinstance(result, _transform().TransformSuccess) else None
+    transform = _transform()
+    result = transform.strip_source(content, hook=hook)
+    return result.code if isinstance(result, transform.TransformSuccess) else None
 
 
 def our_patch_of(original: bytes, classes: tuple[ClassSpec, ...], spec: PatchSpec) -> bytes | None:
