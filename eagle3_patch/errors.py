@@ -85,8 +85,32 @@ class AccessError(WriteError):
     state = "cannot-read"
 
 
+class PartialWriteError(WriteError):
+    """A write failed, and so did putting back a file the run had already changed.
+
+    Nothing is lost: every record of an original (backups, ledger) was kept. The
+    message says which file is in which state; the command adds how to finish.
+    """
+
+    state = "partly-written"
+
+
 class LockTimeout(WriteError):
     """Another eagle3-patch holds the install's lock for longer than --lock-timeout."""
+
+
+class Interrupted(Eagle3PatchError):
+    """SIGINT or SIGTERM arrived while files were changing: the run finished or rolled back first.
+
+    The exit code is the shell's for that signal: 130 for SIGINT, 143 for SIGTERM.
+    """
+
+    state = "interrupted"
+
+    def __init__(self, message: str, *, signum: int, path: Path | str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 # Errors in data, not in an install: they never reach the user as a state.

@@ -8,7 +8,6 @@ from timestamps. The ledger sits beside the files it describes
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +34,9 @@ class LedgerEntry:
     pristine_sha256: str
     patched_sha256: str
     classes: tuple[tuple[str, str], ...] = ()
+    #: What the file was before apply replaced it with a private copy: a symlink's text
+    #: (into a package cache, say), so that revert puts the very link back. None: a file.
+    link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +105,8 @@ def read_ledger(path: Path) -> tuple[Ledger | None, str]:
 
 
 def backup_path_for(path: Path) -> Path:
-    """Where the original of ``path`` is kept: beside the real file when ``path`` is a symlink."""
-    real = Path(os.path.realpath(path))
-    return real.with_name(real.name + BACKUP_SUFFIX)
+    """Where the original of ``path`` is kept: beside it in the models folder, even when it is a symlink."""
+    return path.with_name(path.name + BACKUP_SUFFIX)
 
 
 try:  # CPython's built-in SHA-256: hashlib would load OpenSSL first, a tenth of check's budget
@@ -133,6 +134,7 @@ def parse_ledger(data: bytes) -> Ledger:
                 pristine_sha256=_sha(row["pristine_sha256"]),
                 patched_sha256=_sha(row["patched_sha256"]),
                 classes=tuple((str(k), str(v)) for k, v in row.get("classes", {}).items()),
+                link=_link(row.get("link")),
             )
             for name, row in sorted(raw["files"].items())
         )
@@ -165,11 +167,20 @@ def render_ledger(ledger: Ledger) -> bytes:
                 "pristine_sha256": entry.pristine_sha256,
                 "patched_sha256": entry.patched_sha256,
                 "classes": dict(entry.classes),
+                **({"link": entry.link} if entry.link is not None else {}),
             }
             for entry in sorted(ledger.entries, key=lambda e: e.name)
         },
     }
     return (json.dumps(raw, indent=2) + "\n").encode("utf-8")
+
+
+def _link(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise LedgerError(f"not a link: {value!r}")
+    return value
 
 
 def _sha(value: object) -> str:

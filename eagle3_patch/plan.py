@@ -3,13 +3,15 @@
 Turns an InstallReport into a WritePlan: runs the transformer on the files that
 need it, validates each result, and works out backups and ledger entries. Takes
 the report as given (states, bytes, originals and their witnesses are decided
-by classify); reads nothing but backups (to avoid rewriting an identical one),
+by classify); reads nothing but backups (to avoid rewriting an identical one)
+and pip's RECORD (which lists our files, so ``pip uninstall`` removes them),
 writes nothing.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from eagle3_patch.errors import DriftError, UnsupportedError
 from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex, targets_sha256
 from eagle3_patch.marker import MARKER
 from eagle3_patch.reading import read_backup, read_witness
+from eagle3_patch.record import listing_ours, not_listing_ours
 from eagle3_patch.source import class_spans, decode_source, detect_encoding
 from eagle3_patch.spec import PatchSpec
 from eagle3_patch.states import DRIFTED, NATIVE, PATCHED, PATCHED_OLD, UNPATCHED, UNSUPPORTED
@@ -91,6 +94,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
         )
         pristine = _original_for_apply(report, file)
         backup = None if _backup_bytes(file) == pristine else pristine
+        link = _link_of(file.path) or _recorded_link(report, file.spec.name)
         entries[file.spec.name] = LedgerEntry(
             name=file.spec.name,
             pristine_sha256=sha256_hex(pristine),
@@ -104,6 +108,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
                 )
                 for c in file.spec.classes
             ),  # fmt: skip
+            link=link,
         )
         files.append(FilePlan(file, result.code, result.inserted))
         changes.append(
@@ -125,13 +130,17 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
         (f.spec.name, f.sha256) for f in report.files if f.spec.name not in entries
     )  # absent files record None: a later appearance (an upgrade) is noticed
     ledger = Ledger(__version__, report.install.version, tuple(entries.values()), targets_sha256(), untouched)
-    return Plan(
-        report, tuple(files), WritePlan(tuple(changes), report.ledger_path, render_ledger(ledger), remove=stale)
+    listed = listing_ours(report.install, spec)
+    write = WritePlan(
+        tuple(changes), report.ledger_path, render_ledger(ledger), remove=stale, records=(listed,) if listed else ()
     )
+    return Plan(report, tuple(files), write)
 
 
-def plan_revert(report: InstallReport, *, force: bool = False) -> Plan:
+def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) -> Plan:
     """What revert writes: each file carrying our blocks gets its verified original back."""
+    unlisted = not_listing_ours(report.install, spec)
+    records = (unlisted,) if unlisted else ()
     carrying = [f for f in report.files if f.content is not None and f.state in _CARRIES_OURS]
     # Our leftovers: backups identical to their (original) file after an interrupted revert,
     # backups beside reinstalled or upgraded files, and the ledger.
@@ -141,8 +150,8 @@ def plan_revert(report: InstallReport, *, force: bool = False) -> Plan:
         if f.content is not None and f.state not in _CARRIES_OURS and (f.stale_backup or _backup_bytes(f) == f.content)
     )
     if not carrying:  # nothing of ours, whatever the layout: nothing to revert (exit 0)
-        if redundant or report.ledger is not None:
-            return Plan(report, (), WritePlan((), report.ledger_path, None, remove=redundant))
+        if redundant or report.ledger is not None or records:
+            return Plan(report, (), WritePlan((), report.ledger_path, None, remove=redundant, records=records))
         return Plan(report, (), None)
     drifted = [f for f in carrying if f.state == DRIFTED]
     if drifted and not force:
@@ -170,13 +179,16 @@ def plan_revert(report: InstallReport, *, force: bool = False) -> Plan:
                 new_content=file.original.content,
                 backup_path=file.backup_path,
                 remove_backup=True,
+                restore_link=_recorded_link(report, file.spec.name),
                 keep_as=_unused_path(file.backup_path.with_name(file.path.name + EDITED_SUFFIX))
                 if file.state == DRIFTED
                 else None,
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.
-    return Plan(report, tuple(files), WritePlan(tuple(changes), report.ledger_path, None, remove=redundant))
+    return Plan(
+        report, tuple(files), WritePlan(tuple(changes), report.ledger_path, None, remove=redundant, records=records)
+    )
 
 
 def unified_diff(file_plan: FilePlan) -> str:
@@ -226,6 +238,19 @@ def _original_for_apply(report: InstallReport, file: FileReport) -> bytes:
             path=file.path,
         )
     return file.original.content
+
+
+def _link_of(path: Path) -> str | None:
+    """A symlinked target's text: apply replaces the link by a private copy, revert puts it back."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _recorded_link(report: InstallReport, name: str) -> str | None:
+    entry = report.ledger.get(name) if report.ledger is not None else None
+    return entry.link if entry is not None else None
 
 
 def _unused_path(path: Path) -> Path:

@@ -2,12 +2,14 @@
 
     python -m tests.fault_injection apply --sglang-root SITE --json
 
-Reads two variables, so a test can start real processes and kill or race them:
+Reads three variables, so a test can start real processes and kill, signal or race them:
 
 - ``EAGLE3_PATCH_TEST_STEP_DELAY=SECONDS``: sleep after every step, widening the
   windows where another process or a signal can land;
 - ``EAGLE3_PATCH_TEST_KILL_AFTER=STEP[:N]``: SIGKILL this process right after the
-  N-th (default first) time the writer finishes STEP.
+  N-th (default first) time the writer finishes STEP;
+- ``EAGLE3_PATCH_TEST_KILL_SIGNAL=SIGTERM``: send that signal instead of SIGKILL
+  (what Ctrl-C, ``docker build`` cancelling or a CI timeout send).
 
 The product has no such code: ``eagle3_patch.write`` only calls the step
 callback it is given; this launcher hands it one.
@@ -25,6 +27,7 @@ from eagle3_patch import write
 
 STEP_DELAY_ENV = "EAGLE3_PATCH_TEST_STEP_DELAY"
 KILL_AFTER_ENV = "EAGLE3_PATCH_TEST_KILL_AFTER"
+KILL_SIGNAL_ENV = "EAGLE3_PATCH_TEST_KILL_SIGNAL"
 
 
 def injector() -> write.StepCallback:
@@ -32,13 +35,14 @@ def injector() -> write.StepCallback:
     delay = float(os.environ.get(STEP_DELAY_ENV) or 0)
     name, _, count = (os.environ.get(KILL_AFTER_ENV) or "").partition(":")
     taken: dict[str, int] = {}
+    kill_with = signal.Signals[os.environ.get(KILL_SIGNAL_ENV) or "SIGKILL"]
 
     def on_step(step: str) -> None:
         if delay:
             time.sleep(delay)
         taken[step] = taken.get(step, 0) + 1
         if step == name and taken[step] == int(count or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), kill_with)
 
     return on_step
 

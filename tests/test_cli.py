@@ -347,8 +347,10 @@ def test_json_error_object(runner: CliRunner, tmp_path: Path) -> None:
     json.dumps(payload)
 
 
-def test_symlinked_model_file_is_patched_through_the_link(runner: CliRunner, site: Path, tmp_path: Path) -> None:
-    """uv's symlink link-mode: the real file is patched, the link stays, revert restores it."""
+def test_symlinked_model_file_gets_a_private_copy_and_revert_relinks(
+    runner: CliRunner, site: Path, tmp_path: Path
+) -> None:
+    """uv's symlink link-mode: the shared file in the store is never written; revert puts the link back."""
     store = tmp_path / "store"
     store.mkdir()
     link = models(site) / "qwen3_5.py"
@@ -360,13 +362,27 @@ def test_symlinked_model_file_is_patched_through_the_link(runner: CliRunner, sit
     stale.parent.mkdir()
     stale.write_bytes(b"compiled under the link's name")
     assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
-    assert link.is_symlink() and b"[EAGLE3-PATCH" in real.read_bytes()
+    assert not link.is_symlink() and b"[EAGLE3-PATCH]" in link.read_bytes()
+    assert real.read_bytes() == original and sorted(p.name for p in store.iterdir()) == ["qwen3_5.py"]
     assert not stale.exists()
-    assert (store / ("qwen3_5.py" + BACKUP_SUFFIX)).read_bytes() == original
+    assert (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).read_bytes() == original
+    ledger = json.loads((models(site) / LEDGER_NAME).read_text())
+    assert ledger["files"]["qwen3_5.py"]["link"] == str(real)
     assert run_cli(runner, "check", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
-    assert link.is_symlink() and real.read_bytes() == original
-    assert not (store / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()
+    assert link.is_symlink() and os.readlink(link) == str(real) and real.read_bytes() == original
+    assert not (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()
+
+
+def test_a_linked_models_folder_is_refused(runner: CliRunner, site: Path, tmp_path: Path) -> None:
+    """Writing through a linked folder would write into whatever it links to: exit 6, nothing changed."""
+    store = tmp_path / "store-models"
+    shutil.move(models(site), store)
+    models(site).symlink_to(store)
+    before = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+    code, payload = run_json(runner, "apply", "--sglang-root", str(site))
+    assert code == EXIT_CANNOT_WRITE and "outside the install" in payload["error"]
+    assert {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()} == before
 
 
 def test_blocks_from_an_older_tool_vouched_by_pip_record(runner: CliRunner, make_install: MakeInstall) -> None:

@@ -42,7 +42,7 @@ def test_nothing_to_write_when_patched_or_native(make_install: MakeInstall, tmp_
     assert plan_apply(patch_site(make_install("capture_no_hook")), load_spec()).write is None
     native = classify_site(make_install("native", name="native-site"))
     assert plan_apply(native, load_spec()).write is None
-    assert plan_revert(native).write is None
+    assert plan_revert(native, load_spec()).write is None
 
 
 def test_matching_backup_is_not_rewritten(make_install: MakeInstall) -> None:
@@ -63,8 +63,8 @@ def test_unsupported_and_drifted_are_refused(make_install: MakeInstall) -> None:
     with pytest.raises(DriftError, match="revert --force"):
         plan_apply(report, load_spec())
     with pytest.raises(DriftError, match="revert --force"):
-        plan_revert(report)
-    forced = plan_revert(report, force=True)
+        plan_revert(report, load_spec())
+    forced = plan_revert(report, load_spec(), force=True)
     assert forced.write is not None and forced.write.changes[0].keep_as is not None
 
 
@@ -72,7 +72,7 @@ def test_revert_restores_only_files_that_carry_our_blocks(make_install: MakeInst
     site = make_install("capture_no_hook", "text_wrapper")
     patch_site(site)
     shutil.copyfile(FIXTURES / "text_wrapper" / "qwen3_5_text.py", models(site) / "qwen3_5_text.py")
-    plan = plan_revert(classify_site(site))
+    plan = plan_revert(classify_site(site), load_spec())
     assert plan.write is not None
     assert [c.path.name for c in plan.write.changes] == ["qwen3_5.py"]
     assert plan.write.changes[0].new_content == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
@@ -94,7 +94,7 @@ def test_revert_cleans_up_what_an_interrupted_revert_left(make_install: MakeInst
     patch_site(site)
     for name in ("qwen3_5.py",):
         shutil.copyfile(models(site) / (name + BACKUP_SUFFIX), models(site) / name)
-    plan = plan_revert(classify_site(site))
+    plan = plan_revert(classify_site(site), load_spec())
     assert plan.files == ()
     assert plan.write is not None and plan.write.changes == () and plan.write.ledger is None
     assert plan.write.remove == (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX),)

@@ -100,7 +100,7 @@ def _apply(site: Path) -> None:
 def _revert(site: Path) -> None:
     from eagle3_patch.plan import plan_revert
 
-    plan = plan_revert(classify_site(site))
+    plan = plan_revert(classify_site(site), load_spec())
     if plan.write is not None:
         execute(plan.write)
 

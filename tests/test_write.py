@@ -59,21 +59,41 @@ def test_plan_writes_backup_ledger_and_file(tmp_path: Path) -> None:
     assert (target.read_bytes(), backup.read_bytes(), ledger.read_bytes()) == (b"patched\n", b"original\n", b"{}\n")
 
 
-def test_symlinked_target_patches_the_real_file(tmp_path: Path) -> None:
-    real = tmp_path / "real" / "m.py"
-    real.parent.mkdir()
-    real.write_bytes(b"original\n")
-    link = tmp_path / "m.py"
-    link.symlink_to(real)
+def test_symlinked_target_gets_a_private_copy_and_revert_puts_the_link_back(tmp_path: Path) -> None:
+    """A link into a package cache: the cache file is never written, and revert restores the very link."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "m.py").write_bytes(b"original\n")
+    install = tmp_path / "models"
+    install.mkdir()
+    link = install / "m.py"
+    link.symlink_to(cache / "m.py")
     backup = backup_path_for(link)
-    assert backup == real.parent / "m.py.eagle3-bak"
+    assert backup == install / "m.py.eagle3-bak"
     execute(
-        WritePlan((change(link, b"patched\n", backup=b"original\n", backup_path=backup),), tmp_path / "l.json", b"{}")
+        WritePlan((change(link, b"patched\n", backup=b"original\n", backup_path=backup),), install / "l.json", b"{}")
     )
-    assert link.is_symlink() and link.resolve() == real
-    assert real.read_bytes() == b"patched\n"
-    assert backup.read_bytes() == b"original\n"
-    assert leftovers(real.parent) == [] and leftovers(tmp_path) == []
+    assert not link.is_symlink() and link.read_bytes() == b"patched\n"
+    assert (cache / "m.py").read_bytes() == b"original\n" and sorted(p.name for p in cache.iterdir()) == ["m.py"]
+    assert backup.read_bytes() == b"original\n" and not backup.is_symlink()
+    restore = change(link, b"original\n", backup_path=backup, remove_backup=True, restore_link=str(cache / "m.py"))
+    execute(WritePlan((restore,), install / "l.json", None))
+    assert link.is_symlink() and os.readlink(link) == str(cache / "m.py")
+    assert sorted(p.name for p in install.iterdir()) == ["m.py"] and leftovers(cache) == []
+
+
+def test_backup_is_the_original_inode_and_revert_relinks_it(tmp_path: Path) -> None:
+    """A hard link into a cache stays a hard link to the same inode after apply and revert."""
+    cache = tmp_path / "cache.py"
+    cache.write_bytes(b"original\n")
+    target = tmp_path / "m.py"
+    os.link(cache, target)
+    backup = tmp_path / "m.py.eagle3-bak"
+    execute(WritePlan((change(target, b"patched\n", backup=b"original\n", backup_path=backup),), tmp_path / "l", b"{}"))
+    assert backup.stat().st_ino == cache.stat().st_ino and target.read_bytes() == b"patched\n"
+    execute(WritePlan((change(target, b"original\n", backup_path=backup, remove_backup=True),), tmp_path / "l", None))
+    assert target.stat().st_ino == cache.stat().st_ino and cache.stat().st_nlink == 2
+    assert not backup.exists() and cache.read_bytes() == b"original\n"
 
 
 def test_failure_on_second_file_restores_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.classify import InstallReport, classify_install
-from eagle3_patch.errors import Eagle3PatchError
+from eagle3_patch.errors import Eagle3PatchError, WriteError
 from eagle3_patch.locate import Install
 from eagle3_patch.plan import FilePlan, Plan
 from eagle3_patch.spec import PatchSpec
@@ -31,9 +31,19 @@ class ChangeResult:
 
 
 def target_folders(install: Install, spec: PatchSpec) -> list[Path]:
-    """Where temp files may be: the models folder, and the real folders of symlinked targets."""
-    targets = [install.models_dir / f.name for f in spec.files]
-    return [install.models_dir, *(Path(os.path.realpath(t)).parent for t in targets)]
+    """Where temp files may be: the models folder only (a symlinked target is replaced, never followed)."""
+    return [install.models_dir]
+
+
+def refuse_linked_folder(install: Install) -> None:
+    """Writing through a linked models folder would write into whatever it links to (a package cache)."""
+    real = Path(os.path.realpath(install.models_dir))
+    if real != Path(os.path.realpath(install.package_dir)) / "srt" / "models":
+        raise WriteError(
+            f"is a link to {real}, outside the install (a package cache?); eagle3-patch writes only inside "
+            "the install, so nothing was changed. Reinstall sglang with copied files (uv: --link-mode=copy)",
+            path=install.models_dir,
+        )
 
 
 def orphans_left(install: Install, spec: PatchSpec) -> bool:
@@ -45,6 +55,7 @@ def write_and_reread(plan: Plan, spec: PatchSpec, *, expect: tuple[str, ...]) ->
     """Carry out the plan, then classify again: the install must read back as ``expect``."""
     if plan.write is None:
         return plan.report
+    refuse_linked_folder(plan.report.install)
     execute(plan.write)
     after = classify_install(plan.report.install, spec)
     if after.state not in expect:

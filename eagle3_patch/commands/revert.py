@@ -24,12 +24,12 @@ def revert(*, sglang_root: str | None, python: str | None, force: bool, lock_tim
     spec = load_spec()
     first = classify_install(install, spec)
     if first.state in _NOTHING_OF_OURS:
-        tidy = plan_revert(first, force=force)  # at most our leftovers: a redundant backup, the ledger
+        tidy = plan_revert(first, spec, force=force)  # at most our leftovers: a redundant backup, the ledger
         if tidy.write is None and not orphans_left(install, spec):
             return ChangeResult("revert", first, first, ())
     with install_lock(install.package_dir, timeout=lock_timeout):
         sweep_orphans(target_folders(install, spec))
         report = classify_install(install, spec, earlier=first)
-        plan = plan_revert(report, force=force)
+        plan = plan_revert(report, spec, force=force)
         after = write_and_reread(plan, spec, expect=_NOTHING_OF_OURS)
     return ChangeResult("revert", report, after, plan.files, removed=plan.write.remove if plan.write else ())

@@ -1,35 +1,50 @@
 """Stage 6: the writer, the only code that changes files on disk (this package).
 
-``execute`` carries out a ``WritePlan`` as one transaction over all target
-files of an install: if one cannot be written, those already replaced get
-their previous bytes back and the backups and ledger written on the way are
-undone. Each file goes through ``atomic.atomic_write``. Stale bytecode of every
-changed file is removed before and after the files change, because a same-size
-edit within the same second (or an unchecked-hash pyc) would otherwise keep the
-old code running, and a kill between the two must not leave such a pyc behind.
-The lock that serialises runs, and the sweep of temp files, are in ``lock``.
+The invariant: at every instant, for every target file, its original bytes
+exist in at least one place the next run finds and trusts: the file itself, or
+a backup the ledger vouches for. Everything below follows from it:
+
+- records first: backups (a hard link to the original where the file system
+  allows, else a copy) and the ledger are durable before any file changes;
+- compare and swap: each file is hashed again right before its replacement,
+  so an edit that landed after the plan was made is never overwritten;
+- rollback puts the files back first and reads each one back; it removes a
+  backup or the ledger only after every file is verified as it was, and when a
+  file cannot be put back it keeps them all and says which file is in which
+  state (``PartialWriteError``);
+- revert removes the ledger and the backups only after every file is restored;
+- SIGINT/SIGTERM are held while files change (``signals``);
+- nothing is followed through a symlink: a target that links into a package
+  cache is replaced by a private copy, and only the install's folders are written.
+
+Each file goes through ``atomic.atomic_write`` or ``atomic.place_link``. Stale
+bytecode of every changed file is removed before and after the files change,
+because a same-size edit within the same second (or an unchecked-hash pyc)
+would otherwise keep the old code running. The lock that serialises runs, and
+the sweep of temp files, are in ``lock``; the undo log is in ``journal``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
-from eagle3_patch.errors import DriftError, WriteError
+from eagle3_patch.errors import DriftError, Eagle3PatchError, Interrupted, PartialWriteError, WriteError
 from eagle3_patch.ledger import sha256_hex
+from eagle3_patch.reading import read_backup
 from eagle3_patch.write.atomic import (
     TEMP_SUFFIX,
     atomic_write,
-    fsync_directory,
     read_or_fail,
     read_or_none,
     unlink,
     write_error,
 )
+from eagle3_patch.write.journal import Journal
 from eagle3_patch.write.lock import (
     LOCK_NAME,
     StepCallback,
@@ -39,6 +54,7 @@ from eagle3_patch.write.lock import (
     no_step,
     sweep_orphans,
 )
+from eagle3_patch.write.signals import held_signals, signal_name
 
 __all__ = [
     "LOCK_NAME",
@@ -69,6 +85,8 @@ class FileChange:
     remove_backup: bool = False
     #: Save the current bytes here first (revert --force keeps the user's version).
     keep_as: Path | None = None
+    #: The file was this symlink before apply: put the link back when its target still reads as ``new_content``.
+    restore_link: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,8 @@ class WritePlan:
     ledger: bytes | None
     #: Our own leftovers to delete once the files are written (backups identical to their file).
     remove: tuple[Path, ...] = ()
+    #: Other records to rewrite with the backups (pip's RECORD, listing our files): path and bytes.
+    records: tuple[tuple[Path, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,120 +108,152 @@ class WriteOutcome:
 
 
 def execute(plan: WritePlan, *, on_step: StepCallback = no_step) -> WriteOutcome:
-    """Carry out a plan as one transaction.
+    """Carry out a plan as one transaction (the order and the invariant: the module docstring).
 
-    Order: copies and backups, then the ledger, then stale bytecode, then the
-    files, then stale bytecode again, then (for revert) the backups. A record of
-    the original therefore exists before any file changes, and a kill at any
-    point leaves whole files that the next run classifies by their hashes. Each
-    file is hashed again right before it is replaced: an edit that landed after
-    the plan was made is kept, and everything this run wrote is rolled back.
+    Records, then stale bytecode, then the files, then stale bytecode again,
+    then (revert) the ledger and the backups. A kill at any point leaves whole
+    files that the next run classifies by their hashes.
     """
     changes = _preflight(plan)
-    journal = _Journal()
-    # A symlinked file is imported (and cached) under the link's name: clean both places.
-    sources = tuple(dict.fromkeys([*(c.path for c in plan.changes), *(c.path for c in changes)]))
-    try:
-        for change in changes:
-            if change.keep_as is not None:
-                journal.write(change.keep_as, read_or_fail(change.path), like=change.path)
-                on_step("keep")
-            if change.backup is not None and change.backup_path is not None:
+    journal = Journal()
+    paths = tuple(c.path for c in changes)
+    with held_signals() as received:
+        try:
+            _write_records(journal, plan, changes, on_step)
+            removed = _remove_bytecode(paths, written=False)
+            on_step("bytecode-before")
+            if received:  # nothing replaced yet: undo the records
+                raise Interrupted("", signum=received[0])
+            for change in changes:
+                _replace(journal, change)
+                on_step("replace")
+            journal.sync()
+        except (WriteError, DriftError, Interrupted) as exc:
+            _roll_back(journal, exc)
+        removed += _remove_bytecode(paths, written=True)
+        on_step("bytecode")
+        _finish(plan, changes, on_step)
+    if received:  # arrived while the files were replaced: they all were
+        raise Interrupted(
+            f"interrupted by {signal_name(received[0])} while the files were being replaced; the run "
+            "finished first, so every file was written and the install is consistent",
+            signum=received[0],
+        )
+    return WriteOutcome(paths, removed)
+
+
+def _write_records(journal: Journal, plan: WritePlan, changes: tuple[FileChange, ...], on_step: StepCallback) -> None:
+    """Backups, kept copies, the ledger and RECORD, durable before any file changes."""
+    for change in changes:
+        if change.keep_as is not None:
+            journal.write(change.keep_as, read_or_fail(change.path), like=change.path)
+            on_step("keep")
+        if change.backup is not None and change.backup_path is not None:
+            linkable = sha256_hex(change.backup) == change.expected_sha256 and not change.path.is_symlink()
+            if not (linkable and journal.link_backup(change.backup_path, target=change.path)):
                 journal.write(change.backup_path, change.backup, like=change.path)
-                on_step("backup")
-        _write_ledger(journal, plan, like=changes[0].path if changes else plan.ledger_path)
-        journal.sync()
+            on_step("backup")
+    like = changes[0].path if changes else plan.ledger_path
+    if plan.ledger is not None and read_or_none(plan.ledger_path) != plan.ledger:
+        journal.write(plan.ledger_path, plan.ledger, like=like)
+    for path, data in plan.records:
+        journal.write(path, data, like=path)
+    journal.sync()
+    if plan.ledger is not None:
         on_step("ledger")
-        removed_before = _remove_bytecode(sources, written=False)
-        on_step("bytecode-before")
-        for change in changes:
-            journal.replace(change.path, change.new_content, expected_sha256=change.expected_sha256)
-            on_step("replace")
-        journal.sync()
-    except (WriteError, DriftError):
-        journal.roll_back()
-        raise
-    removed = removed_before + _remove_bytecode(sources, written=True)
-    on_step("bytecode")
+
+
+def _replace(journal: Journal, change: FileChange) -> None:
+    """Compare and swap: the file must still be the bytes the plan was made from, read just now."""
+    current = read_or_fail(change.path)
+    if sha256_hex(current) != change.expected_sha256:
+        raise DriftError(
+            "changed while eagle3-patch was writing (another process edited it); it was left as that "
+            "process wrote it and this run's other changes were rolled back. Run the command again",
+            path=change.path,
+        )
+    backup = read_backup(change.backup_path) if change.remove_backup and change.backup_path else None
+    if change.restore_link is not None and _reads_as(change.path.parent / change.restore_link, change.new_content):
+        journal.replace(change.path, current, change.new_content, symlink_to=change.restore_link)
+    elif backup is not None and backup == change.new_content:
+        journal.replace(change.path, current, change.new_content, inode_of=change.backup_path)
+    else:
+        journal.replace(change.path, current, change.new_content)
+
+
+def _roll_back(journal: Journal, cause: Eagle3PatchError) -> NoReturn:
+    """Undo what this run changed, then raise: the cause, or what could not be undone."""
+    result = journal.roll_back()
+    if result.unrestored:
+        changed = ", ".join(p.name for p in result.unrestored)
+        kept = ", ".join(p.name for p in result.kept)
+        raise PartialWriteError(
+            f"{_reason(cause)}; putting back what this run had already changed failed too, so {changed} "
+            f"stays as this run wrote it, every other file is as it was, and the records of the originals "
+            f"were kept ({kept}): nothing is lost. Fix the cause, then run the same command again to finish",
+            path=result.unrestored[0],
+        ) from cause
+    if isinstance(cause, Interrupted):
+        raise Interrupted(
+            f"interrupted by {signal_name(cause.signum)} before any file was replaced; everything this "
+            "run wrote was rolled back: nothing was changed",
+            signum=cause.signum,
+        ) from None
+    if result.kept:
+        raise type(cause)(
+            f"{cause.message} (left behind, ours and harmless: {', '.join(str(p) for p in result.kept)})",
+            path=cause.path,
+        ) from cause
+    raise cause
+
+
+def _reason(cause: Eagle3PatchError) -> str:
+    if isinstance(cause.__cause__, OSError):
+        return f"{cause.path}: cannot write ({cause.__cause__.strerror or cause.__cause__})"
+    if isinstance(cause, Interrupted):
+        return f"interrupted by {signal_name(cause.signum)}"
+    return str(cause).split(";", 1)[0]
+
+
+def _finish(plan: WritePlan, changes: tuple[FileChange, ...], on_step: StepCallback) -> None:
+    """After every file is written: the ledger (revert) and the backups no longer vouch for anything."""
+    if plan.ledger is None and read_or_none(plan.ledger_path) is not None:
+        _remove(plan.ledger_path, "the files were written but the ledger")
+        on_step("ledger")
     for change in changes:
         if change.remove_backup and change.backup_path is not None:
-            try:
-                unlink(change.backup_path)
-            except OSError as exc:
-                raise WriteError(
-                    f"the file was written but its backup could not be removed ({exc.strerror}); delete it by hand",
-                    path=change.backup_path,
-                ) from exc
+            _remove(change.backup_path, "the file was written but its backup")
             on_step("backup-removed")
     for leftover in plan.remove:
-        try:
-            unlink(leftover)
-        except OSError as exc:
-            raise write_error(leftover, exc) from exc
-    return WriteOutcome(tuple(c.path for c in changes), removed)
+        _remove(leftover, "the files were written but this leftover of ours")
 
 
-class _Journal:
-    """What this transaction changed, so a failure can put every byte back."""
+def _remove(path: Path, what: str) -> None:
+    try:
+        unlink(path)
+    except OSError as exc:
+        raise WriteError(f"{what} could not be removed ({exc.strerror}); delete it by hand", path=path) from exc
 
-    def __init__(self) -> None:
-        self._undo: list[tuple[Path, bytes | None]] = []
-        self.unsynced: set[Path] = set()
 
-    def write(self, path: Path, data: bytes, *, like: Path) -> None:
-        self._undo.append((path, read_or_none(path)))
-        atomic_write(path, data, like=like, sync_directory=False)
-        self.unsynced.add(path.parent)
-
-    def replace(self, path: Path, data: bytes, *, expected_sha256: str) -> None:
-        """Compare and swap: the file must still be the bytes the plan was made from, read just now."""
-        current = read_or_fail(path)
-        if sha256_hex(current) != expected_sha256:
-            raise DriftError(
-                "changed while eagle3-patch was writing (another process edited it); it was left as that "
-                "process wrote it and this run's other changes were rolled back. Run the command again",
-                path=path,
-            )
-        self._undo.append((path, current))
-        atomic_write(path, data, sync_directory=False)
-        self.unsynced.add(path.parent)
-
-    def sync(self) -> None:
-        """fsync every folder written since the last sync: the new names are now durable."""
-        for directory in sorted(self.unsynced):
-            fsync_directory(directory)
-        self.unsynced.clear()
-
-    def delete(self, path: Path) -> None:
-        previous = read_or_none(path)
-        if previous is not None:
-            self._undo.append((path, previous))
-            try:
-                unlink(path)
-            except OSError as exc:
-                raise write_error(path, exc) from exc
-            self.unsynced.add(path.parent)
-
-    def roll_back(self) -> None:
-        """Best effort: each step is itself atomic, so a failure here leaves whole files."""
-        for path, previous in reversed(self._undo):
-            try:
-                if previous is None:
-                    unlink(path)
-                else:
-                    atomic_write(path, previous)
-            except (OSError, WriteError):
-                continue
+def _reads_as(path: Path, content: bytes) -> bool:
+    try:
+        return path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
-    """Resolve symlinks, and refuse before touching anything if a change cannot succeed."""
-    changes = []
+    """Refuse before touching anything if a change cannot succeed.
+
+    A symlinked target is not followed: the link itself is replaced (by a
+    private copy), so the file it points to, in a package cache say, is never
+    written, and the link's own folder is the one that must be writable.
+    """
     for change in plan.changes:
-        real = Path(os.path.realpath(change.path))
+        real = change.path
         try:
             current = real.read_bytes()
-            mode = os.stat(real).st_mode
+            mode = os.lstat(real).st_mode
         except OSError as exc:
             raise write_error(real, exc) from exc
         if sha256_hex(current) != change.expected_sha256:
@@ -209,7 +261,7 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
                 "changed while eagle3-patch was working on it; nothing was written. Run the command again",
                 path=real,
             )
-        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        if not stat.S_ISLNK(mode) and not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
             raise WriteError(
                 "cannot write (the file is read-only); nothing was changed. Make it writable "
                 "(chmod u+w) or patch at image build time",
@@ -221,17 +273,9 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
                 "install's owner or patch at image build time",
                 path=real.parent,
             )
-        changes.append(dataclasses.replace(change, path=real))
-    if not changes and not plan.remove and plan.ledger is not None:
+    if not plan.changes and not plan.remove and plan.ledger is not None and not plan.records:
         raise ValueError("a write plan needs something to do")
-    return tuple(changes)
-
-
-def _write_ledger(journal: _Journal, plan: WritePlan, *, like: Path) -> None:
-    if plan.ledger is None:
-        journal.delete(plan.ledger_path)
-    elif read_or_none(plan.ledger_path) != plan.ledger:
-        journal.write(plan.ledger_path, plan.ledger, like=like)
+    return plan.changes
 
 
 def _remove_bytecode(paths: Iterable[Path], *, written: bool) -> tuple[Path, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 import tempfile
 from pathlib import Path
@@ -52,6 +53,39 @@ def atomic_write(path: Path, data: bytes, *, like: Path | None = None, sync_dire
         raise
     if sync_directory:
         fsync_directory(directory)
+
+
+def place_link(path: Path, *, inode_of: Path | None = None, symlink_to: str | None = None) -> None:
+    """Make ``path`` a new name of ``inode_of`` (a hard link) or a symlink to ``symlink_to``, atomically.
+
+    Both need no disk space for the file's bytes: revert and rollback put an
+    original back this way even on a full disk, and a link into a package cache
+    comes back as exactly that link. Built under a temp name, then renamed.
+    """
+    directory = path.parent
+    for _ in range(100):
+        temp = directory / f".{path.name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            if inode_of is not None:
+                os.link(inode_of, temp, follow_symlinks=False)
+            elif symlink_to is not None:
+                os.symlink(symlink_to, temp)
+            else:
+                raise ValueError("place_link needs inode_of or symlink_to")
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise write_error(path, exc) from exc
+        break
+    else:  # pragma: no cover - 100 random names taken
+        raise WriteError("cannot find a free temp name", path=directory)
+    try:
+        os.replace(temp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    finally:
+        unlink(temp)  # gone after a rename; still there when path already was that inode (rename did nothing)
+    fsync_directory(directory)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -1,0 +1,76 @@
+"""Our files in pip's RECORD, so that ``pip uninstall sglang`` takes them away with sglang.
+
+pip removes exactly the paths RECORD lists (bytecode aside). Backups and the
+ledger left in ``sglang/srt/models/`` after an uninstall would keep the folder
+alive, and Python would import a later ``sglang`` as an empty namespace
+package. So apply lists them (``path,,``: no hash, no size, as pip lists
+RECORD itself), and revert takes its lines out again. The lock file beside the
+package is listed too and stays listed: it outlives a revert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from eagle3_patch.ledger import LEDGER_NAME, backup_path_for
+from eagle3_patch.locate import Install
+from eagle3_patch.reading import read_witness
+from eagle3_patch.spec import PatchSpec
+from eagle3_patch.write import LOCK_NAME
+
+
+def record_path(install: Install) -> Path | None:
+    """The install's RECORD, or None when it has none (a source tree, an egg)."""
+    if install.dist_info is None:
+        return None
+    path = install.dist_info / "RECORD"
+    return path if path.is_file() else None
+
+
+def revert_lines(install: Install, spec: PatchSpec) -> tuple[str, ...]:
+    """RECORD paths of the files revert deletes: the ledger and every backup."""
+    files = [install.models_dir / LEDGER_NAME, *(backup_path_for(install.models_dir / f.name) for f in spec.files)]
+    site = install.package_dir.parent
+    lines = []
+    for path in files:
+        try:
+            lines.append(path.relative_to(site).as_posix())
+        except ValueError:  # a models folder outside site-packages: nothing pip would find either
+            continue
+    return tuple(lines)
+
+
+def listing_ours(install: Install, spec: PatchSpec) -> tuple[Path, bytes] | None:
+    """RECORD with our files (and the lock) listed; None when it already lists them or there is none."""
+    return _rewrite(install, lambda record: _with(record, (*revert_lines(install, spec), LOCK_NAME)))
+
+
+def not_listing_ours(install: Install, spec: PatchSpec) -> tuple[Path, bytes] | None:
+    """RECORD without the lines of the files revert deletes; None when there are none."""
+    return _rewrite(install, lambda record: _without(record, revert_lines(install, spec)))
+
+
+def _rewrite(install: Install, edit: Callable[[bytes], bytes]) -> tuple[Path, bytes] | None:
+    path = record_path(install)
+    record = read_witness(path) if path is not None else None
+    if path is None or record is None:
+        return None
+    new = edit(record)
+    return (path, new) if new != record else None
+
+
+def _with(record: bytes, paths: Iterable[str]) -> bytes:
+    newline = b"\r\n" if b"\r\n" in record else b"\n"
+    listed = {line.split(b",", 1)[0] for line in record.splitlines()}
+    missing = [p.encode() for p in paths if p.encode() not in listed]
+    if not missing:
+        return record
+    body = record if not record or record.endswith(b"\n") else record + newline
+    return body + b"".join(p + b",," + newline for p in missing)
+
+
+def _without(record: bytes, paths: Iterable[str]) -> bytes:
+    ours = {p.encode() for p in paths}
+    lines = record.splitlines(keepends=True)
+    return b"".join(line for line in lines if line.split(b",", 1)[0] not in ours)

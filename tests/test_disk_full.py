@@ -1,0 +1,139 @@
+"""A real full disk, with the targets hard-linked into a package cache and carrying a local hotfix.
+
+The hard link is what makes this hard: the old inode stays allocated (the cache
+holds it), so replacing a file frees nothing, and writing an original's bytes
+back needs space the disk does not have. The user's hotfixed original must
+survive every fill level, for apply and for revert, and the message must say
+what happened. A tmpfs is mounted for each test (skipped where mounting is refused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eagle3_patch.errors import EXIT_CANNOT_WRITE, EXIT_OK
+from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME
+from eagle3_patch.marker import MARKER
+from tests.test_reliability import TARGETS, leftovers, models, run
+
+HOTFIX = b"\n# a local hotfix the user made before patching\n"
+LEVELS = 10
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"this machine refuses to mount a tmpfs: {mounted.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _free(folder: Path) -> int:
+    status = os.statvfs(folder)
+    return status.f_bavail * status.f_frsize
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Leave ``leave`` bytes free (to the page)."""
+    with (disk / "filler").open("wb") as handle:
+        chunk = b"\0" * 65536
+        try:
+            while _free(disk) - leave >= len(chunk):
+                handle.write(chunk)
+                handle.flush()
+            handle.write(b"\0" * max(0, _free(disk) - leave))
+        except OSError:
+            pass
+
+
+def _prepare(disk: Path, release: Path) -> tuple[Path, dict[str, bytes]]:
+    """A fresh install on the disk, each target hotfixed and hard-linked into a cache folder."""
+    for name in ("site", "cache", "filler"):
+        path = disk / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    site = disk / "site"
+    shutil.copytree(release, site)
+    (disk / "cache").mkdir()
+    originals = {}
+    for name in TARGETS:
+        target = models(site) / name
+        target.write_bytes(target.read_bytes() + HOTFIX)
+        os.link(target, disk / "cache" / name)
+        originals[name] = target.read_bytes()
+    return site, originals
+
+
+def _assert_nothing_lost(
+    site: Path, disk: Path, originals: dict[str, bytes], completed: subprocess.CompletedProcess[str]
+) -> str:
+    """Each hotfixed original is in its file or in a backup the ledger vouches for; the message is true."""
+    assert completed.returncode in (EXIT_OK, EXIT_CANNOT_WRITE), completed.stderr
+    for name in TARGETS:
+        assert (disk / "cache" / name).read_bytes() == originals[name], "the cache is never written"
+        current = (models(site) / name).read_bytes()
+        if current != originals[name]:
+            assert MARKER.encode() in current, f"{name} is neither the original nor patched"
+            backup = models(site) / (name + BACKUP_SUFFIX)
+            assert backup.read_bytes() == originals[name], f"{name}: patched, and its original is gone"
+            assert (models(site) / LEDGER_NAME).exists(), f"{name}: patched, and no ledger vouches for its backup"
+    if completed.returncode == EXIT_OK:
+        return "ok"
+    error = json.loads(completed.stdout)["error"]
+    if "nothing was changed" in error:
+        assert all((models(site) / n).read_bytes() == originals[n] for n in TARGETS), error
+        # Failing on the second file means the first was replaced and put back (relinked).
+        return "rolled back" if error.startswith(str(models(site) / TARGETS[1])) else "nothing changed"
+    assert "nothing is lost" in error and "run the same command again" in error, error
+    return "partly written"
+
+
+def _finish_and_revert(site: Path, disk: Path, originals: dict[str, bytes]) -> None:
+    (disk / "filler").unlink(missing_ok=True)
+    reverted = run(site, "revert")
+    assert reverted.returncode == EXIT_OK, reverted.stdout
+    assert {n: (models(site) / n).read_bytes() for n in TARGETS} == originals, "the hotfix is back"
+    assert leftovers(site) == []
+
+
+def _levels(originals: dict[str, bytes]) -> list[int]:
+    """From a full disk to room for everything in LEVELS steps, plus page steps around the
+    window where the first file fits and the second does not (the rollback that must relink)."""
+    needed = 2 * sum(len(data) for data in originals.values()) + 64 * 1024
+    first, second = (len(originals[name]) for name in TARGETS)
+    window = range(first, first + second + 16 * 1024, 4096)
+    return sorted({*(needed * k // (LEVELS - 1) for k in range(LEVELS)), *window})
+
+
+def test_apply_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
+    release = release_site("0.5.21")  # type: ignore[operator]
+    outcomes = []
+    for leave in _levels(_prepare(disk, release)[1]):
+        site, originals = _prepare(disk, release)
+        _fill(disk, leave)
+        outcomes.append(_assert_nothing_lost(site, disk, originals, run(site, "apply")))
+        _finish_and_revert(site, disk, originals)
+    assert {"ok", "nothing changed", "rolled back"} <= set(outcomes), outcomes
+
+
+def test_revert_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
+    release = release_site("0.5.21")  # type: ignore[operator]
+    outcomes = []
+    for leave in _levels(_prepare(disk, release)[1]):
+        site, originals = _prepare(disk, release)
+        assert run(site, "apply").returncode == EXIT_OK
+        _fill(disk, leave)
+        outcomes.append(_assert_nothing_lost(site, disk, originals, run(site, "revert")))
+        _finish_and_revert(site, disk, originals)
+    assert set(outcomes) == {"ok"}, f"revert relinks the originals, so it needs no space: {outcomes}"
