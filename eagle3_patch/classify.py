@@ -199,7 +199,7 @@ def _as_recorded(look: _Look, file_spec: FileSpec, path: Path, content: bytes) -
         else:
             state, detail = PATCHED_OLD, f"older block ({value}); apply updates it"
         classes.append(ClassReport(class_spec.name, class_spec.role, state, detail, marker))
-    original = find_original(look.install, file_spec.name, content, entry, look.spec.hook)
+    original = find_original(look.install, file_spec, content, entry, look.spec)
     return FileReport(file_spec, path, _file_state(tuple(classes)), tuple(classes), content, original=original)
 
 
@@ -265,7 +265,7 @@ def _check_record(
     if not marked or any(c.state == UNSUPPORTED for c in classes):
         return FileReport(file_spec, path, _file_state(classes), classes, content)
     entry = look.entry(file_spec.name)
-    original = find_original(look.install, file_spec.name, content, entry, look.spec.hook)
+    original = find_original(look.install, file_spec, content, entry, look.spec)
     if entry is not None and sha256_hex(content) == entry.patched_sha256:
         return FileReport(file_spec, path, _file_state(classes), classes, content, original=original)
     if entry is not None:

@@ -20,7 +20,7 @@ from types import ModuleType
 from eagle3_patch.ledger import LedgerEntry, backup_path_for, sha256_hex
 from eagle3_patch.locate import Install
 from eagle3_patch.reading import read_backup, read_witness
-from eagle3_patch.spec import ClassSpec, PatchSpec
+from eagle3_patch.spec import ClassSpec, FileSpec, PatchSpec
 from eagle3_patch.verified import load_verified
 
 BACKUP = "backup"
@@ -61,24 +61,48 @@ def record_sha256(install: Install, file_name: str) -> str | None:
 
 
 def find_original(
-    install: Install, file_name: str, content: bytes, entry: LedgerEntry | None, hook: str
+    install: Install, file_spec: FileSpec, content: bytes, entry: LedgerEntry | None, spec: PatchSpec
 ) -> Original | None:
     """The original bytes of ``content`` (a file carrying our blocks), or None when nothing vouches for them.
 
     The backup is tried first, so libcst is loaded only when it does not match.
+    A backup the ledger alone vouches for is cross-checked, because a ledger is
+    a file anyone can edit. Where pip's RECORD has the file's hash it must agree,
+    or else (a hotfixed original) removing our blocks from the file must give the
+    backup back, or patching the backup must give what the ledger says we wrote.
     """
+    file_name, hook = file_spec.name, spec.hook
     backup = read_backup(backup_path_for(install.models_dir / file_name))
     witnesses = _witnesses(install, file_name, entry)
+    stripped: list[bytes | None] = []
+
+    def blocks_removed() -> bytes | None:
+        if not stripped:
+            stripped.append(without_our_blocks(content, hook))
+        return stripped[0]
+
     if backup is not None and sha256_hex(backup) in witnesses:
-        return Original(backup, BACKUP, witnesses[sha256_hex(backup)])
-    stripped = without_our_blocks(content, hook)
-    if stripped is None:
+        witness, recorded = witnesses[sha256_hex(backup)], record_sha256(install, file_name)
+        if (
+            witness != "ledger"
+            or recorded in (None, sha256_hex(backup))
+            or blocks_removed() == backup
+            or _patched_sha256(backup, file_spec, spec) == (entry.patched_sha256 if entry else None)
+        ):
+            return Original(backup, BACKUP, witness)
+    original = blocks_removed()
+    if original is None:
         return None
-    if sha256_hex(stripped) in witnesses:
-        return Original(stripped, BLOCKS_REMOVED, witnesses[sha256_hex(stripped)])
-    if entry is None and stripped == backup:
-        return Original(stripped, BLOCKS_REMOVED, BACKUP)
+    if sha256_hex(original) in witnesses:
+        return Original(original, BLOCKS_REMOVED, witnesses[sha256_hex(original)])
+    if entry is None and original == backup:
+        return Original(original, BLOCKS_REMOVED, BACKUP)
     return None
+
+
+def _patched_sha256(original: bytes, file_spec: FileSpec, spec: PatchSpec) -> str | None:
+    patched = our_patch_of(original, file_spec.classes, spec)
+    return sha256_hex(patched) if patched is not None else None
 
 
 def without_our_blocks(content: bytes, hook: str) -> bytes | None:

@@ -673,3 +673,37 @@ def test_a_backup_that_is_a_symlink_is_never_trusted(
     assert result.exit_code == EXIT_DRIFT, result.output
     assert (models(site) / "qwen3_5.py").read_bytes() == patched, "never replaced by what the link points at"
     assert backup.is_symlink() and elsewhere.read_bytes() == b"TOKEN = 'not a model file'\n"
+
+
+def test_a_ledger_edited_to_vouch_for_another_file_is_not_trusted(runner: CliRunner, release_site: object) -> None:
+    """Backup swapped for another file's bytes, ledger hash edited to match: pip's RECORD disagrees, exit 4."""
+    site = release_site("0.5.21")  # type: ignore[operator]
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    target, other = models(site) / "qwen3_5.py", models(site) / "qwen3_5_text.py"
+    patched = target.read_bytes()
+    impostor = (models(site) / "qwen3_5_text.py.eagle3-bak").read_bytes()
+    (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).write_bytes(impostor)
+    ledger_path = models(site) / LEDGER_NAME
+    ledger = json.loads(ledger_path.read_text())
+    ledger["files"]["qwen3_5.py"]["pristine_sha256"] = hashlib.sha256(impostor).hexdigest()
+    ledger_path.write_text(json.dumps(ledger))
+    code, payload = run_json(runner, "revert", "--sglang-root", str(site))
+    assert code == EXIT_DRIFT and "no intact copy of the original" in payload["error"], payload
+    assert target.read_bytes() == patched and b"[EAGLE3-PATCH]" in other.read_bytes(), "nothing was changed"
+
+
+def test_a_partial_write_names_the_command_that_finishes_the_job(
+    runner: CliRunner, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eagle3_patch.commands import _install
+    from eagle3_patch.errors import PartialWriteError
+
+    def half_done(plan: object) -> None:
+        raise PartialWriteError(
+            "… nothing is lost. Fix the cause, then run the same command again to finish", path=site
+        )
+
+    monkeypatch.setattr(_install, "execute", half_done)
+    code, payload = run_json(runner, "apply", "--sglang-root", str(site))
+    assert code == EXIT_CANNOT_WRITE and payload["state"] == "partly-written"
+    assert payload["error"].endswith(f"to finish: `eagle3-patch apply --sglang-root {site}`")

@@ -12,7 +12,8 @@ from eagle3_patch.spec import load_spec
 from tests.conftest import FIXTURES, MakeInstall, patch_site
 from tests.test_classify import write_record
 
-HOOK = load_spec().hook
+SPEC = load_spec()
+QWEN3_5 = next(f for f in SPEC.files if f.name == "qwen3_5.py")
 ORIGINAL = (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
 
 
@@ -24,7 +25,7 @@ def original_of(site: Path, *, with_ledger: bool) -> Original | None:
     install = locate_root(site, found_by="test")
     ledger = parse_ledger((models(site) / LEDGER_NAME).read_bytes()) if with_ledger else None
     content = (models(site) / "qwen3_5.py").read_bytes()
-    return find_original(install, "qwen3_5.py", content, ledger.get("qwen3_5.py") if ledger else None, HOOK)
+    return find_original(install, QWEN3_5, content, ledger.get("qwen3_5.py") if ledger else None, SPEC)
 
 
 def test_record_sha256_reads_pips_record(make_install: MakeInstall) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from eagle3_patch import write
-from eagle3_patch.errors import DriftError, WriteError
+from eagle3_patch.errors import DriftError, PartialWriteError, WriteError
 from eagle3_patch.ledger import backup_path_for, sha256_hex
 from eagle3_patch.write import TEMP_SUFFIX, FileChange, WritePlan, atomic_write, execute
 
@@ -122,6 +122,49 @@ def test_failure_on_second_file_restores_the_first(tmp_path: Path, monkeypatch: 
     assert "No space left on device" in str(caught.value) and str(second) in str(caught.value)
     assert (first.read_bytes(), second.read_bytes()) == (b"a\n", b"b\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.py", "b.py"]
+
+
+@pytest.mark.parametrize("verb", ["apply", "revert"])
+def test_a_rollback_that_fails_keeps_every_record_and_says_which_file_is_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verb: str
+) -> None:
+    """The second file cannot be written, and the first cannot be put back: nothing is deleted, nothing claimed."""
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    originals, patched = {first: b"a\n", second: b"b\n"}, {first: b"A\n", second: b"B\n"}
+    ledger = tmp_path / ".eagle3-patch.json"
+    backups = {path: tmp_path / (path.name + ".eagle3-bak") for path in (first, second)}
+    if verb == "apply":
+        before, after = originals, patched
+        for path, data in originals.items():
+            path.write_bytes(data)
+        changes = tuple(change(p, patched[p], backup=originals[p], backup_path=backups[p]) for p in (first, second))
+        new_ledger: bytes | None = b"{}\n"
+    else:
+        before, after = patched, originals
+        for path in (first, second):
+            path.write_bytes(patched[path])
+            backups[path].write_bytes(originals[path])
+        ledger.write_bytes(b"{}\n")
+        changes = tuple(change(p, originals[p], backup_path=backups[p], remove_backup=True) for p in (first, second))
+        new_ledger = None
+    real_replace, landed = os.replace, []
+
+    def failing_replace(src: str, dst: str | os.PathLike[str]) -> None:
+        if Path(dst) == second or (Path(dst) == first and landed):
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+        if Path(dst) == first:
+            landed.append(dst)
+
+    monkeypatch.setattr(write.os, "replace", failing_replace)
+    with pytest.raises(PartialWriteError) as caught:
+        execute(WritePlan(changes, ledger, new_ledger))
+    message = str(caught.value)
+    assert "Input/output error" in message and "nothing was changed" not in message
+    assert "a.py stays as this run wrote it" in message and "nothing is lost" in message
+    assert (first.read_bytes(), second.read_bytes()) == (after[first], before[second])
+    assert all(backups[p].read_bytes() == originals[p] for p in (first, second)), "every backup is kept"
+    assert ledger.exists(), "the ledger that vouches for the backups is kept"
 
 
 def test_fsync_failure_never_renames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

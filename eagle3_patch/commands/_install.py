@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.classify import InstallReport, classify_install
-from eagle3_patch.errors import Eagle3PatchError, WriteError
+from eagle3_patch.errors import Eagle3PatchError, PartialWriteError, WriteError
 from eagle3_patch.locate import Install
 from eagle3_patch.plan import FilePlan, Plan
 from eagle3_patch.spec import PatchSpec
@@ -51,12 +51,16 @@ def orphans_left(install: Install, spec: PatchSpec) -> bool:
     return next(find_orphans(target_folders(install, spec)), None) is not None
 
 
-def write_and_reread(plan: Plan, spec: PatchSpec, *, expect: tuple[str, ...]) -> InstallReport:
+def write_and_reread(plan: Plan, spec: PatchSpec, *, verb: str, expect: tuple[str, ...]) -> InstallReport:
     """Carry out the plan, then classify again: the install must read back as ``expect``."""
     if plan.write is None:
         return plan.report
-    refuse_linked_folder(plan.report.install)
-    execute(plan.write)
+    install = plan.report.install
+    refuse_linked_folder(install)
+    try:
+        execute(plan.write)
+    except PartialWriteError as exc:  # the writer says what is where; this adds the exact command to finish
+        raise PartialWriteError(f"{exc.message}: `{install.command(verb)}`", path=exc.path) from exc
     after = classify_install(plan.report.install, spec)
     if after.state not in expect:
         raise Eagle3PatchError(

@@ -36,5 +36,5 @@ def apply(*, sglang_root: str | None, python: str | None, dry_run: bool, lock_ti
         sweep_orphans(target_folders(install, spec))
         report = classify_install(install, spec, earlier=first)
         plan = plan_apply(report, spec)
-        after = write_and_reread(plan, spec, expect=(PATCHED, NATIVE))
+        after = write_and_reread(plan, spec, verb="apply", expect=(PATCHED, NATIVE))
     return ChangeResult("apply", report, after, plan.files, removed=plan.write.remove if plan.write else ())

@@ -31,5 +31,5 @@ def revert(*, sglang_root: str | None, python: str | None, force: bool, lock_tim
         sweep_orphans(target_folders(install, spec))
         report = classify_install(install, spec, earlier=first)
         plan = plan_revert(report, spec, force=force)
-        after = write_and_reread(plan, spec, expect=_NOTHING_OF_OURS)
+        after = write_and_reread(plan, spec, verb="revert", expect=_NOTHING_OF_OURS)
     return ChangeResult("revert", report, after, plan.files, removed=plan.write.remove if plan.write else ())

@@ -201,7 +201,7 @@ def _roll_back(journal: Journal, cause: Eagle3PatchError) -> NoReturn:
         ) from None
     if result.kept:
         raise type(cause)(
-            f"{cause.message} (left behind, ours and harmless: {', '.join(str(p) for p in result.kept)})",
+            f"{cause.message} (left as this run wrote them, harmless: {', '.join(str(p) for p in result.kept)})",
             path=cause.path,
         ) from cause
     raise cause

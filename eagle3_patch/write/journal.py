@@ -59,9 +59,13 @@ class Journal:
         return tuple(t.path for t in self._targets)
 
     def write(self, path: Path, data: bytes, *, like: Path) -> None:
-        """Write a record (a backup, the ledger, RECORD), remembering what it replaced."""
-        self._records.append((path, read_or_none(path)))
+        """Write a record (a backup, the ledger, RECORD), remembering what it replaced.
+
+        A write that fails changed nothing (it is atomic), so only a done one is journalled.
+        """
+        previous = read_or_none(path)
         atomic_write(path, data, like=like, sync_directory=False)
+        self._records.append((path, previous))
         self.unsynced.add(path.parent)
 
     def link_backup(self, path: Path, *, target: Path) -> bool:
@@ -103,15 +107,15 @@ class Journal:
         """Replace a target (never through a symlink): with ``data``, or by linking ``inode_of`` or ``symlink_to``."""
         status = os.lstat(path)
         previous_link = os.readlink(path) if path.is_symlink() else None
-        self._targets.append(
-            Replaced(path, current, previous_link, (status.st_dev, status.st_ino), self._linked.get(path))
-        )
         if inode_of is not None:
             place_link(path, inode_of=inode_of)
         elif symlink_to is not None:
             place_link(path, symlink_to=symlink_to)
         else:
             atomic_write(path, data, sync_directory=False)
+        self._targets.append(
+            Replaced(path, current, previous_link, (status.st_dev, status.st_ino), self._linked.get(path))
+        )
         self.unsynced.add(path.parent)
 
     def sync(self) -> None:
