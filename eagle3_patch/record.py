@@ -3,9 +3,10 @@
 pip removes exactly the paths RECORD lists (bytecode aside). Backups and the
 ledger left in ``sglang/srt/models/`` after an uninstall would keep the folder
 alive, and Python would import a later ``sglang`` as an empty namespace
-package. So apply lists them (``path,,``: no hash, no size, as pip lists
-RECORD itself), and revert takes its lines out again. The lock file beside the
-package is listed too and stays listed: it outlives a revert.
+package. So apply lists them and the lock beside the package (``path,,``: no
+hash, no size, as pip lists RECORD itself), and revert takes every line out
+again: after revert, RECORD is byte for byte what the installer wrote (the lock
+file, outside the ``sglang`` folder, then outlives an uninstall; harmless).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def record_path(install: Install) -> Path | None:
     return path if path.is_file() else None
 
 
-def revert_lines(install: Install, spec: PatchSpec) -> tuple[str, ...]:
-    """RECORD paths of the files revert deletes: the ledger and every backup."""
+def our_lines(install: Install, spec: PatchSpec) -> tuple[str, ...]:
+    """RECORD paths of our files: the ledger, every backup, the lock."""
     files = [install.models_dir / LEDGER_NAME, *(backup_path_for(install.models_dir / f.name) for f in spec.files)]
     site = install.package_dir.parent
     lines = []
@@ -38,17 +39,17 @@ def revert_lines(install: Install, spec: PatchSpec) -> tuple[str, ...]:
             lines.append(path.relative_to(site).as_posix())
         except ValueError:  # a models folder outside site-packages: nothing pip would find either
             continue
-    return tuple(lines)
+    return (*lines, LOCK_NAME)
 
 
 def listing_ours(install: Install, spec: PatchSpec) -> tuple[Path, bytes] | None:
-    """RECORD with our files (and the lock) listed; None when it already lists them or there is none."""
-    return _rewrite(install, lambda record: _with(record, (*revert_lines(install, spec), LOCK_NAME)))
+    """RECORD with our files listed; None when it already lists them or there is none."""
+    return _rewrite(install, lambda record: _with(record, our_lines(install, spec)))
 
 
 def not_listing_ours(install: Install, spec: PatchSpec) -> tuple[Path, bytes] | None:
-    """RECORD without the lines of the files revert deletes; None when there are none."""
-    return _rewrite(install, lambda record: _without(record, revert_lines(install, spec)))
+    """RECORD without our lines, as the installer wrote it; None when there are none."""
+    return _rewrite(install, lambda record: _without(record, our_lines(install, spec)))
 
 
 def _rewrite(install: Install, edit: Callable[[bytes], bytes]) -> tuple[Path, bytes] | None:

@@ -21,6 +21,7 @@ from eagle3_patch.errors import EXIT_OK
 from eagle3_patch.fetch import cache_dir, fetch_wheel
 from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME
 from eagle3_patch.marker import MARKER
+from eagle3_patch.write import LOCK_NAME
 from tests.test_reliability import TARGETS
 
 UV_VERSION = "0.9.30"
@@ -79,11 +80,15 @@ def test_pip_uninstall_after_apply_leaves_nothing_and_reinstall_starts_clean(tmp
     assert _tool("check", "--python", str(python)).returncode == 1, "a fresh install is unpatched"
     reverted = _tool("revert", "--python", str(python))
     assert reverted.returncode == EXIT_OK, reverted.stderr
-    # apply, revert, uninstall: nothing either.
+    # apply, then revert: RECORD is as pip wrote it; uninstall leaves only the empty lock beside the package.
+    record = next(site.glob("sglang-*.dist-info")) / "RECORD"
+    as_installed = record.read_bytes()
     assert _tool("apply", "--python", str(python)).returncode == EXIT_OK
+    assert record.read_bytes() != as_installed
     assert _tool("revert", "--python", str(python)).returncode == EXIT_OK
+    assert record.read_bytes() == as_installed
     subprocess.run([*pip, "uninstall", "--yes", "sglang"], check=True, timeout=600)
-    assert not (site / "sglang").exists() and _ours(site) == []
+    assert not (site / "sglang").exists() and _ours(site) == [LOCK_NAME]
 
 
 @pytest.mark.parametrize("mode", ["symlink", "hardlink"])
