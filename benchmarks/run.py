@@ -107,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
             baseline_name="python -c pass",
             limit=5.0,
         )
+        pair = Path(__file__).resolve().parent.parent / "fixtures" / "doctor"
+        doctor = [*cli, "doctor", *root, "--target", str(pair / "target"), "--draft", str(pair / "draft")]
+        ok &= compare(
+            "doctor (patched, fixture pair)",
+            lambda: timed(doctor),
+            lambda: timed([*cli, "check", *root]),
+            pairs=args.pairs,
+            baseline_name="check (patched)",
+            limit=6.0,
+        )
         repository = Path(temp) / "deployment"
         _write_deployment(repository)
         ok &= compare(

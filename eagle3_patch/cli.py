@@ -169,6 +169,23 @@ def verify_command(
     _run(partial(call, target=target, draft=draft, max_new_tokens=max_new_tokens), render.show_verify, **out)
 
 
+@cli.command("doctor")
+@install_options
+@click.option(
+    "--target", required=True, help="The Qwen3.5/Qwen3.6 target: checkpoint folder, HF cache folder or config.json."
+)
+@click.option("--draft", required=True, help="The EAGLE-3 drafter: checkpoint folder, HF cache folder or config.json.")
+@click.option("--tp", type=click.IntRange(1, 1024), help="Tensor-parallel size for the launch command.")
+def doctor_command(
+    sglang_root: str | None, python: str | None, target: str, draft: str, tp: int | None, **out: bool
+) -> None:
+    """Check a target and an EAGLE-3 drafter against each other and this SGLang; print the launch command."""
+    from eagle3_patch.commands import doctor as command
+
+    call = partial(command.doctor, target=target, draft=draft, sglang_root=sglang_root, python=python, tp=tp)
+    _run(call, render.show_doctor, **out)
+
+
 @cli.command("pins")
 @click.argument("files", nargs=-1, type=click.Path())
 @click.option("--allow-unpinned", is_flag=True, help="Do not fail on a range or a missing version.")

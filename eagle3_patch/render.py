@@ -16,11 +16,61 @@ if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only
     from eagle3_patch.classify import InstallReport
     from eagle3_patch.commands._install import ChangeResult
     from eagle3_patch.commands.check import ReportResult
+    from eagle3_patch.commands.doctor import DoctorResult
     from eagle3_patch.commands.pins import PinsResult
     from eagle3_patch.locate import Install
     from eagle3_patch.verify import VerifyReport
 
 _FAILED = "failed"
+
+
+def show_doctor(out: Output, result: DoctorResult) -> int:
+    """One line per problem (rule, what, fix), the warnings, then the launch command when ready."""
+    if out.as_json:
+        out.emit_json(
+            {
+                "command": "doctor",
+                "exit_code": result.exit_code,
+                "target": _checkpoint_payload(result.target),
+                "draft": _checkpoint_payload(result.draft),
+                "sglang": {
+                    "version": result.release.version,
+                    "package_dir": str(result.install.package_dir),
+                    "capture": result.capture_state,
+                },
+                "problems": [{"rule": p.rule, "detail": p.detail, "fix": p.fix} for p in result.problems],
+                "warnings": list(result.warnings),
+                "launch": {
+                    "env": dict(result.launch.env),
+                    "argv": list(result.launch.argv),
+                    "command": result.launch.command,
+                },
+            }
+        )
+        return result.exit_code
+    out.line(f"sglang {result.release.version}: EAGLE-3 capture {result.capture_state}")
+    for problem in result.problems:
+        out.line(f"problem {problem.rule}: {problem.detail}; fix: {problem.fix}", state=UNPATCHED)
+    for warning in result.warnings:
+        out.note(f"warning: {warning}")
+    if result.problems:
+        out.line(f"{len(result.problems)} problem(s); fix them, then run doctor again")
+    else:
+        out.line("ready: launch with", state=PATCHED)
+        out.line(f"  {result.launch.command}")
+    return result.exit_code
+
+
+def _checkpoint_payload(checkpoint: Any) -> dict[str, Any]:
+    config = checkpoint.config
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    return {
+        "config": str(checkpoint.config_path),
+        "architecture": (config.get("architectures") or [""])[0],
+        "num_hidden_layers": text.get("num_hidden_layers"),
+        "hidden_size": text.get("hidden_size"),
+        "weights": checkpoint.shapes is not None,
+    }
 
 
 def show_change(out: Output, result: ChangeResult) -> int:
