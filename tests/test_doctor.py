@@ -4,6 +4,7 @@ and the launch command uses only flags the release has."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import struct
 import sys
@@ -20,6 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 from eagle3_patch.doctor.launch import flag_field
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, EXIT_USAGE
+from eagle3_patch.ledger import LEDGER_NAME
 from eagle3_patch.locate import locate_root
 from eagle3_patch.verify.engine_args import read_server_args
 from eagle3_patch.write import LOCK_NAME
@@ -186,3 +188,29 @@ def test_bad_checkpoint_paths_are_usage_errors_naming_the_file(
     make(broken)
     code, payload = doctor(sites["0.5.21"], target, broken)
     assert code == EXIT_USAGE and says in payload["error"] and str(broken) in payload["error"]
+
+
+def test_a_broken_static_chain_is_a_problem_even_when_the_state_reads_patched(
+    tmp_path: Path, sites: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doctor follows verify's static chain; here its decoder link is cut in a copy of a patched 0.5.21."""
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(sites["0.5.21"], site, symlinks=True)
+    decoder = site / "sglang" / "srt" / "models" / "qwen3_5.py"
+    source = decoder.read_bytes()
+    # The decoder's forward stops reading the per-layer flag: classify still sees our hook, the chain is cut.
+    cut = source.replace(b"_is_layer_to_capture", b"_is_layer_to_skip")
+    assert cut != source
+    decoder.write_bytes(cut)
+    # ...and the ledger is made to vouch for the cut bytes, so classify, deciding by hashes, says "patched".
+    ledger_path = decoder.with_name(LEDGER_NAME)
+    ledger = json.loads(ledger_path.read_text())
+    ledger["files"]["qwen3_5.py"]["patched_sha256"] = hashlib.sha256(cut).hexdigest()
+    ledger_path.write_text(json.dumps(ledger))
+    target, draft = make_pair(tmp_path, {})
+    code, payload = doctor(site, target, draft)
+    assert code == EXIT_UNPATCHED and payload["sglang"]["capture"] == "patched"
+    [problem] = payload["problems"]
+    assert problem["rule"] == "target-capture" and "capture link is missing" in problem["detail"], problem

@@ -2,7 +2,9 @@
 
 Reads only: no lock, nothing written. The install's capture state comes from
 the same classifier as ``status`` (the ledger settles a patched install by
-hashes, so this stays well under a second).
+hashes), and for a patched or native install ``verify``'s static chain is
+followed too (hook, flag, forward), which parses the three Qwen files with
+``ast``: about 0.3 s in all on a patched 0.5.21.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from eagle3_patch.doctor.release import Release, read_release
 from eagle3_patch.doctor.rules import Finding, Pair, diagnose
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED
 from eagle3_patch.locate import Install, locate
+from eagle3_patch.source import SourceIndex
 from eagle3_patch.spec import load_spec
+from eagle3_patch.states import NATIVE, PATCHED
+from eagle3_patch.verify.levels import FAILED
+from eagle3_patch.verify.static import static_level
 
 
 @dataclass(frozen=True)
@@ -42,11 +48,16 @@ def doctor(*, target: str, draft: str, sglang_root: str | None, python: str | No
     target_checkpoint = read_checkpoint(Path(target), option="--target")
     draft_checkpoint = read_checkpoint(Path(draft), option="--draft")
     release = read_release(install)
-    state = classify_install(install, load_spec()).state
-    pair = Pair(target_checkpoint, draft_checkpoint, release, state, install.command("apply"))
+    spec = load_spec()
+    report = classify_install(install, spec)
+    broken = None
+    if report.state in (PATCHED, NATIVE):  # verify's static chain: hook -> flag -> forward, link by link
+        static = static_level(report, spec, SourceIndex.for_spec(install.models_dir, spec))
+        broken = static.detail if static.status == FAILED else None
+    pair = Pair(target_checkpoint, draft_checkpoint, release, report.state, install.command("apply"), broken)
     problems, warnings = diagnose(pair)
     launch = launch_recipe(release, target=target, draft=draft, tp=tp)
     dropped = tuple(f"sglang {release.version} has no {flag}; left out of the command" for flag in launch.dropped)
     return DoctorResult(
-        install, target_checkpoint, draft_checkpoint, release, state, problems, warnings + dropped, launch
+        install, target_checkpoint, draft_checkpoint, release, report.state, problems, warnings + dropped, launch
     )

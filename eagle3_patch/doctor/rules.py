@@ -49,6 +49,8 @@ class Pair:
     release: Release
     capture_state: str
     apply_command: str
+    #: Where verify's static chain breaks (patched or native installs), None when it holds.
+    broken_chain: str | None = None
 
 
 def architecture(config: Mapping[str, Any]) -> str:
@@ -108,6 +110,13 @@ def target_rules(pair: Pair) -> Iterator[Finding]:
             "target-capture",
             f"sglang {pair.release.version} never captures aux hidden states for {arch}",
             f"run: {pair.apply_command}",
+        )
+    elif pair.broken_chain is not None:
+        yield Finding(
+            "target-capture",
+            f"sglang {pair.release.version} reads as {pair.capture_state}, but a capture link is missing: "
+            f"{pair.broken_chain}",
+            "run `eagle3-patch verify` for the full chain; a reinstall and `eagle3-patch apply` restore it",
         )
     elif pair.capture_state not in ("patched", "native"):
         yield Finding(
