@@ -186,6 +186,18 @@ def doctor_command(
     _run(call, render.show_doctor, **out)
 
 
+@cli.command("overlay")
+@install_options
+@click.option("--out", required=True, help="Folder to write the package into (outside the install).")
+@click.option("--name", default="eagle3_overlay", show_default=True, help="The package's name.")
+def overlay_command(sglang_root: str | None, python: str | None, out: str, name: str, **out_options: bool) -> None:
+    """Write a package that enables EAGLE-3 capture through SGLANG_EXTERNAL_MODEL_PACKAGE, changing no file."""
+    from eagle3_patch.commands import overlay as command
+
+    call = partial(command.overlay, out=out, name=name, sglang_root=sglang_root, python=python)
+    _run(call, render.show_overlay, **out_options)
+
+
 @cli.command("pins")
 @click.argument("files", nargs=-1, type=click.Path())
 @click.option("--allow-unpinned", is_flag=True, help="Do not fail on a range or a missing version.")

@@ -6,6 +6,8 @@ the exit code, so what is shown and the code given can never disagree.
 
 from __future__ import annotations
 
+import os
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from eagle3_patch.console import Output
@@ -17,6 +19,7 @@ if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only
     from eagle3_patch.commands._install import ChangeResult
     from eagle3_patch.commands.check import ReportResult
     from eagle3_patch.commands.doctor import DoctorResult
+    from eagle3_patch.commands.overlay import OverlayResult
     from eagle3_patch.commands.pins import PinsResult
     from eagle3_patch.locate import Install
     from eagle3_patch.verify import VerifyReport
@@ -59,6 +62,37 @@ def show_doctor(out: Output, result: DoctorResult) -> int:
         out.line("ready: launch with", state=PATCHED)
         out.line(f"  {result.launch.command}")
     return result.exit_code
+
+
+def show_overlay(out: Output, result: OverlayResult) -> int:
+    """What was written and the two variables that switch it on (or why none is needed)."""
+    built = result.overlay
+    env = {}
+    if built is not None:
+        env = {"PYTHONPATH": os.path.abspath(result.out), "SGLANG_EXTERNAL_MODEL_PACKAGE": built.name}
+    if out.as_json:
+        out.emit_json(
+            {
+                "command": "overlay",
+                "state": result.report.state,
+                "exit_code": EXIT_OK,
+                "sglang_version": result.report.install.version,
+                "written": [str(p) for p in result.written],
+                "hooks": [{"module": m, "class": c, "template": t} for m, c, t in (built.hooks if built else ())],
+                "sources": dict(built.sources) if built else {},
+                "env": env,
+            }
+        )
+        return EXIT_OK
+    if built is None:
+        out.line(f"{result.report.state}: no overlay needed, this sglang already captures", state=result.report.state)
+        return EXIT_OK
+    hooked = ", ".join(f"{c} ({m}.py)" for m, c, _ in built.hooks)
+    out.line(f"overlay: wrote {result.written[0]} for sglang {built.sglang_version}: {hooked}", state=PATCHED)
+    out.line("use it with (every file of the install stays as it is):")
+    out.line("  " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " python -m sglang.launch_server ...")
+    out.line("  Dockerfile: ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
+    return EXIT_OK
 
 
 def _checkpoint_payload(checkpoint: Any) -> dict[str, Any]:

@@ -68,6 +68,7 @@ __all__ = [
     "install_lock",
     "lock_path_for",
     "sweep_orphans",
+    "write_new_tree",
 ]
 
 
@@ -226,6 +227,25 @@ def _finish(plan: WritePlan, changes: tuple[FileChange, ...], on_step: StepCallb
             on_step("backup-removed")
     for leftover in plan.remove:
         _remove(leftover, "the files were written but this leftover of ours")
+
+
+def write_new_tree(folder: Path, files: dict[str, bytes]) -> tuple[Path, ...]:
+    """Write generated files (the overlay package) into ``folder``, creating it; each file atomically."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(folder, exc) from exc
+    umask = os.umask(0)
+    os.umask(umask)
+    written = []
+    for name, data in files.items():
+        atomic_write(folder / name, data)
+        try:  # a new file: readable as the umask allows (a temp file is 0600), for the service that imports it
+            os.chmod(folder / name, 0o666 & ~umask)
+        except OSError as exc:
+            raise write_error(folder / name, exc) from exc
+        written.append(folder / name)
+    return tuple(written)
 
 
 def _remove(path: Path, what: str) -> None:
