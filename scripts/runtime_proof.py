@@ -17,6 +17,10 @@ For one SGLang release this script
    without EAGLE-3 to compare tokens;
 4. runs ``eagle3-patch revert`` and compares the files with the wheel's RECORD.
 
+With ``--mode overlay`` step 3 serves through ``eagle3-patch overlay`` instead
+(``SGLANG_EXTERNAL_MODEL_PACKAGE``, the package on ``PYTHONPATH``) and step 4
+checks that no model file changed at all (``install_untouched``).
+
 The child process is the same ``_cuda_run.py`` that ``eagle3-patch verify
 --cuda`` runs, with the same checkpoint writer and Engine arguments; what SGLang
 needs on a CPU and not on CUDA lives in ``scripts/cpu_workarounds.py``.
@@ -271,7 +275,7 @@ def run_child(python: Path, scripts: Path, request: dict[str, Any], work: Path, 
     env = {
         **os.environ,
         **request.get("env", {}),
-        "PYTHONPATH": str(scripts),
+        "PYTHONPATH": os.pathsep.join([str(scripts), *request.get("pythonpath", [])]),
         "EAGLE3_PATCH_CPU_WORKAROUNDS": str(REPO / "scripts"),
     }
     log_path = work / f"{name}.log"
@@ -346,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--no-decode", action="store_true", help="capture evidence only, no token comparison")
     parser.add_argument("--sabotage", choices=sorted(SABOTAGE), help="break our hook after apply (the proof must fail)")
+    parser.add_argument(
+        "--mode", choices=("patch", "overlay"), default="patch", help="deliver the hooks by apply or by overlay"
+    )
     args = parser.parse_args(argv)
 
     root = cache_root() / args.sglang
@@ -423,8 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         }
         log(f"  {results[target]['unpatched']['status']}: {results[target]['unpatched']['error'][:200]}")
 
-    applied = eagle3_patch(python, "apply")
-    log(f"eagle3-patch apply: exit {applied['exit_code']}")
+    delivery: dict[str, Any] = {}
+    if args.mode == "overlay":
+        overlaid = eagle3_patch(python, "overlay", "--out", str(work / "overlay"))
+        log(f"eagle3-patch overlay: exit {overlaid['exit_code']}; wrote {overlaid.get('written')}")
+        if overlaid.get("env"):
+            delivery = {
+                "env": {"SGLANG_EXTERNAL_MODEL_PACKAGE": overlaid["env"]["SGLANG_EXTERNAL_MODEL_PACKAGE"]},
+                "pythonpath": [overlaid["env"]["PYTHONPATH"]],
+            }
+    else:
+        applied = eagle3_patch(python, "apply")
+        log(f"eagle3-patch apply: exit {applied['exit_code']}")
     if mode == "native" and not models_hashes(install.models_dir, wheel_hashes)[0]:
         log("apply changed a native release")
         return 1
@@ -444,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({"name": "plain", "kwargs": requests[target]["plain"]})
         written = Path(requests[target]["draft"], "config.json").exists()  # by the unpatched run, if it ran
         request = {**requests[target], "runs": runs, "write_checkpoints": not written}
-        log(f"{target}: EAGLE-3 after apply{'' if args.no_decode else ', then plain greedy'}")
+        if delivery:
+            request["env"] = {**request["env"], **delivery["env"]}
+            request["pythonpath"] = delivery["pythonpath"]
+        log(f"{target}: EAGLE-3 after {args.mode}{'' if args.no_decode else ', then plain greedy'}")
         result = run_child(python, scripts, request, work, f"{target}.patched")
         results[target]["patched"] = judge_patched(result, decode=not args.no_decode, what=target)
         patched = results[target]["patched"]
@@ -452,15 +472,20 @@ def main(argv: list[str] | None = None) -> int:
 
     for path, data in patched_bytes.items():
         path.write_bytes(data)
-    reverted = eagle3_patch(python, "revert")
-    identical, differ = models_hashes(install.models_dir, wheel_hashes)
-    log(f"eagle3-patch revert: exit {reverted['exit_code']}; files equal the wheel's: {identical} {differ or ''}")
+    if args.mode == "overlay":  # nothing to revert: the files must never have changed
+        identical, differ = models_hashes(install.models_dir, wheel_hashes)
+        log(f"overlay: files equal the wheel's throughout: {identical} {differ or ''}")
+    else:
+        reverted = eagle3_patch(python, "revert")
+        identical, differ = models_hashes(install.models_dir, wheel_hashes)
+        log(f"eagle3-patch revert: exit {reverted['exit_code']}; files equal the wheel's: {identical} {differ or ''}")
 
     payload = {
         "sglang": args.sglang,
         "device": "cpu",
         "mode": mode,
-        "revert_byte_identical": identical,
+        "delivery": args.mode,
+        **({"install_untouched": identical} if args.mode == "overlay" else {"revert_byte_identical": identical}),
         "targets": [results[t] for t in targets],
         "not_run": [{"architecture": t, "reason": f"sglang {args.sglang} has no {t}"} for t in skipped],
         "workarounds": cpu_workarounds.describe(runtime["excluded"]),

@@ -128,3 +128,20 @@ def test_a_native_release_captures_as_shipped() -> None:
     assert target["patched"]["capture"] == "passed", target["patched"]["detail"]
     assert target["patched"]["flagged_layers"] == [2, 4, 6]
     assert payload["revert_byte_identical"] is True and code == 0
+
+
+def test_the_overlay_captures_without_changing_a_file() -> None:
+    """--mode overlay: the same evidence through SGLANG_EXTERNAL_MODEL_PACKAGE, every model file as the wheel's."""
+    code, payload = proof(
+        "--sglang", RELEASE, "--mode", "overlay", "--targets", TEXT, DENSE, "--no-decode", "--max-new-tokens", "2"
+    )
+    assert payload["delivery"] == "overlay" and payload["install_untouched"] is True
+    assert "revert_byte_identical" not in payload
+    for architecture in (TEXT, DENSE):
+        target = by_architecture(payload)[architecture]
+        assert UNPATCHED_ERRORS[architecture] in target["unpatched"]["error"]
+        patched = target["patched"]
+        assert patched["capture"] == "passed", patched["detail"]
+        assert patched["flagged_layers"] == [2, 4, 6] == patched["expected_layers"]
+        assert patched["aux_equals_layer_outputs"] is True and patched["draft_consumed"] is True
+    assert code == 0
