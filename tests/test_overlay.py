@@ -126,3 +126,13 @@ def test_a_matching_overlay_goes_on_to_hook_the_classes(tmp_path: Path, release_
     done = _import(tmp_path / "out", site)
     assert "is not the file" not in done.stderr and "is installed; this overlay" not in done.stderr
     assert "EAGLE-3 capture is NOT enabled" in done.stderr and "raised" in done.stdout
+
+
+def test_an_overlay_for_another_release_warns_and_changes_nothing(tmp_path: Path, release_site: Any) -> None:
+    site = release_site("0.5.21")
+    assert overlay(site, tmp_path / "out")[0] == EXIT_OK
+    metadata = next(site.glob("sglang-*.dist-info")) / "METADATA"
+    metadata.write_text(metadata.read_text().replace("Version: 0.5.21", "Version: 0.5.20", 1))
+    done = _import(tmp_path / "out", site)
+    assert "sglang 0.5.20 is installed; this overlay was generated for 0.5.21" in done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"sglang_models_imported": False}

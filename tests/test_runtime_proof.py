@@ -12,10 +12,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eagle3_patch.verify.cuda import copy_child_scripts
 from tests.conftest import REPO
 
 pytestmark = [
@@ -145,3 +147,47 @@ def test_the_overlay_captures_without_changing_a_file() -> None:
         assert patched["flagged_layers"] == [2, 4, 6] == patched["expected_layers"]
         assert patched["aux_equals_layer_outputs"] is True and patched["draft_consumed"] is True
     assert code == 0
+
+
+REGISTRY_PROBE = """
+import json
+from sglang.srt.models.registry import ModelRegistry
+found = {}
+for arch in ARCHS:
+    cls = ModelRegistry.resolve_model_cls([arch])[0]
+    found[arch] = getattr(cls, "set_eagle3_layers_to_capture").__module__
+print(json.dumps(found))
+"""
+
+
+def test_every_affected_architecture_resolves_to_the_overlays_hook(tmp_path: Path) -> None:
+    """SGLang's own registry, with the overlay: the Qwen3.5 classes and the InternS2 subclasses get its hook."""
+    root = Path(os.environ.get("EAGLE3_PATCH_RUNTIME_CACHE", Path.home() / ".cache" / "eagle3-patch" / "runtime"))
+    python = root / RELEASE / "venv" / "bin" / "python"
+    if not python.exists():
+        proof("--sglang", RELEASE, "--targets", TEXT, "--no-decode", "--max-new-tokens", "2")  # builds it
+    made = subprocess.run(
+        [str(python), "-m", "eagle3_patch", "overlay", "--python", str(python), "--out", str(tmp_path), "--json"],
+        capture_output=True, text=True, check=False, cwd=python.parent,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    child = tmp_path / "child"  # the child scripts: their sitecustomize applies SGLang's CPU workarounds
+    child.mkdir()
+    copy_child_scripts(child)
+    archs = [TEXT, "Qwen3_5MoeForCausalLM", DENSE, MOE, *INTERNS2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(child)]),
+        "SGLANG_EXTERNAL_MODEL_PACKAGE": "eagle3_overlay",
+        "EAGLE3_PATCH_CPU_WORKAROUNDS": str(REPO / "scripts"),
+        "TRITON_INTERPRET": "1",
+        "SGLANG_USE_CPU_ENGINE": "0",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    probe = f"ARCHS = {archs!r}\n{REGISTRY_PROBE}"
+    done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == dict.fromkeys(archs, "eagle3_overlay")
+
+
+INTERNS2 = ["InternS2PreviewForConditionalGeneration", "InternS2MobiusForConditionalGeneration"]
