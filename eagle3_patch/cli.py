@@ -124,23 +124,31 @@ def revert(sglang_root: str | None, python: str | None, force: bool, lock_timeou
     _run(call, render.show_change, **out)
 
 
+_OVERLAY = click.option(
+    "--overlay", type=click.Path(), help="The folder `eagle3-patch overlay --out` wrote (default: $PYTHONPATH)."
+)
+
+
 @cli.command()
 @install_options
-def check(sglang_root: str | None, python: str | None, **out: bool) -> None:
-    """Exit 0 when EAGLE-3 capture is in place (patched or native), else say what is wrong."""
+@_OVERLAY
+def check(sglang_root: str | None, python: str | None, overlay: str | None, **out: bool) -> None:
+    """Exit 0 when EAGLE-3 capture is in place (patched, native or overlaid), else say what is wrong."""
     from eagle3_patch.commands import check as command
 
-    call = partial(command.check, sglang_root=sglang_root, python=python, details=out["as_json"])
+    call = partial(command.check, sglang_root=sglang_root, python=python, details=out["as_json"], overlay=overlay)
     _run(call, render.show_check, **out)
 
 
 @cli.command()
 @install_options
-def status(sglang_root: str | None, python: str | None, **out: bool) -> None:
+@_OVERLAY
+def status(sglang_root: str | None, python: str | None, overlay: str | None, **out: bool) -> None:
     """Show, per file and class, what eagle3-patch sees."""
     from eagle3_patch.commands import status as command
 
-    _run(partial(command.status, sglang_root=sglang_root, python=python), render.show_status, **out)
+    call = partial(command.status, sglang_root=sglang_root, python=python, overlay=overlay)
+    _run(call, render.show_status, **out)
 
 
 @cli.command("verify")

@@ -19,16 +19,21 @@ would otherwise silently serve the broken hook.
 
 from __future__ import annotations
 
+import ast
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from eagle3_patch import __version__
 from eagle3_patch.classify import InstallReport
+from eagle3_patch.errors import UsageError
 from eagle3_patch.marker import MARKER
 from eagle3_patch.spec import PatchSpec
 from eagle3_patch.states import PATCHED_OLD, UNPATCHED
 
 DEFAULT_NAME = "eagle3_overlay"
+PACKAGE_ENV = "SGLANG_EXTERNAL_MODEL_PACKAGE"
 _PACKAGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -165,3 +170,82 @@ else:
         _logger.error("%s: EAGLE-3 capture is NOT enabled: %s: %s", __name__, type(_exc).__name__, _exc)
         raise
 '''
+
+
+@dataclass(frozen=True)
+class OverlayRecord:
+    """What a generated overlay package says about itself (read with ``ast``, never imported)."""
+
+    package: Path
+    sglang_version: str
+    sources: dict[str, str]
+    #: (module, class) pairs it gives a hook.
+    hooked: frozenset[tuple[str, str]]
+
+
+def find_overlay(folder: str | None) -> Path | None:
+    """The overlay package: in ``folder`` (``--overlay``), else where the environment points SGLang.
+
+    The package name is ``$SGLANG_EXTERNAL_MODEL_PACKAGE`` (default ``eagle3_overlay``);
+    ``folder`` may also be the package folder itself. Without ``folder``, the
+    package is looked up on ``$PYTHONPATH`` as SGLang's processes would.
+    """
+    name = os.environ.get(PACKAGE_ENV) or DEFAULT_NAME
+    if folder is not None:
+        given = Path(folder)
+        for package in (given / name, given):  # the --out folder, or the package folder itself
+            if (package / "__init__.py").is_file():
+                return package
+        raise UsageError(
+            f"holds no overlay package {name}; give the folder `eagle3-patch overlay --out` wrote", path=given
+        )
+    if not os.environ.get(PACKAGE_ENV):
+        return None
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry and (Path(entry) / name / "__init__.py").is_file():
+            return Path(entry) / name
+    return None
+
+
+def read_overlay(package: Path) -> OverlayRecord:
+    init = package / "__init__.py"
+    try:
+        tree = ast.parse(init.read_bytes(), filename=str(init))
+        values = {
+            target.id: ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name) and target.id in ("SGLANG_VERSION", "SOURCES", "HOOKS")
+        }
+        record = OverlayRecord(
+            package,
+            str(values["SGLANG_VERSION"]),
+            {str(k): str(v) for k, v in values["SOURCES"].items()},
+            frozenset((str(m), str(c)) for m, c, _ in values["HOOKS"]),
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot read it ({exc.strerror})", path=init) from exc
+    except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UsageError(f"is not an overlay eagle3-patch generated ({exc}); generate it again", path=init) from exc
+    return record
+
+
+def overlay_gap(report: InstallReport, record: OverlayRecord) -> str | None:
+    """Why the overlay would not enable capture on this install (its own import-time check); None when it would."""
+    if record.sglang_version != report.install.version:
+        return f"generated for sglang {record.sglang_version}, not {report.install.version}"
+    for file in report.files:
+        digest = record.sources.get(file.spec.name)
+        if digest is not None and file.sha256 != digest:
+            return f"{file.spec.name} changed since the overlay was generated"
+    needed = {
+        (file.spec.name.removesuffix(".py"), c.name)
+        for file in report.files
+        for c in file.classes
+        if c.state in (UNPATCHED, PATCHED_OLD)
+    }
+    missing = sorted(needed - record.hooked)
+    if missing:
+        return "it gives no hook to " + ", ".join(f"{c} ({m}.py)" for m, c in missing)
+    return None

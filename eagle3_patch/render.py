@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from eagle3_patch.console import Output
 from eagle3_patch.errors import EXIT_INTERNAL, EXIT_OK, Eagle3PatchError
-from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, PATCHED, UNPATCHED
+from eagle3_patch.states import ABSENT, DRIFTED, NATIVE, OVERLAID, PATCHED, UNPATCHED
 
 if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only their fields
     from eagle3_patch.classify import InstallReport
@@ -152,7 +152,9 @@ def show_check(out: Output, result: ReportResult) -> int:
         return result.exit_code
     if _as_json(out, result, report):
         return result.exit_code
-    if report.state in (PATCHED, NATIVE):
+    if result.state == OVERLAID:
+        out.line(f"{OVERLAID}: EAGLE-3 capture is enabled by the overlay {result.overlay}", state=PATCHED)
+    elif report.state in (PATCHED, NATIVE):
         out.line(f"{report.state}: " + _ready_phrase(report.state), state=report.state)
     elif report.state == UNPATCHED:
         todo = [
@@ -174,7 +176,10 @@ def show_status(out: Output, result: ReportResult) -> int:
         return result.exit_code
     rows = [(f.path.name, c.name, c.state, c.detail) for f in report.files for c in f.classes]
     out.table(("file", "class", "state", "detail"), rows, state_column=2)
-    out.line(f"{report.state}: overall", state=report.state)
+    if result.state == OVERLAID:
+        out.line(f"{OVERLAID}: overall, by the overlay {result.overlay} (the files are unpatched)", state=PATCHED)
+    else:
+        out.line(f"{report.state}: overall", state=report.state)
     if report.reason:
         out.error(f"{report.state}: {report.reason}")
     return result.exit_code
@@ -307,8 +312,14 @@ def report_payload(
 def _as_json(out: Output, result: ReportResult, report: InstallReport) -> bool:
     """The notes, then either the JSON object (True: nothing more to show) or the header line."""
     _notes(out, report)
+    if result.overlay_gap:
+        out.note(f"the overlay {result.overlay} does not enable capture here: {result.overlay_gap}")
     if out.as_json:
-        out.emit_json(report_payload(result.command, report, exit_code=result.exit_code))
+        payload = report_payload(result.command, report, exit_code=result.exit_code)
+        if result.overlay is not None:
+            payload["state"] = result.state
+            payload["overlay"] = {"package": str(result.overlay), "gap": result.overlay_gap or None}
+        out.emit_json(payload)
         return True
     _header(out, report.install)
     return False

@@ -11,3 +11,5 @@ NATIVE = "native"
 DRIFTED = "drifted"
 ABSENT = "absent"
 UNSUPPORTED = "unsupported"
+#: An unpatched install whose capture an overlay package (``eagle3-patch overlay``) enables.
+OVERLAID = "overlaid"

@@ -68,6 +68,7 @@ def runner() -> CliRunner:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests pick their install explicitly; never the developer's own sglang."""
     monkeypatch.delenv("EAGLE3_PATCH_SGLANG_ROOT", raising=False)
+    monkeypatch.delenv("SGLANG_EXTERNAL_MODEL_PACKAGE", raising=False)  # an overlay only where a test sets one
     monkeypatch.setenv("NO_COLOR", "1")
 
 

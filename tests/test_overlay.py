@@ -136,3 +136,43 @@ def test_an_overlay_for_another_release_warns_and_changes_nothing(tmp_path: Path
     done = _import(tmp_path / "out", site)
     assert "sglang 0.5.20 is installed; this overlay was generated for 0.5.21" in done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"sglang_models_imported": False}
+
+
+def test_check_and_status_read_an_overlaid_install(tmp_path: Path, release_site: Any, monkeypatch: Any) -> None:
+    site = release_site("0.5.21")
+    root = ("--sglang-root", str(site))
+    assert run_json(CliRunner(), "check", *root)[0] == 1, "unpatched without the overlay"
+    assert overlay(site, tmp_path / "out")[0] == EXIT_OK
+    code, payload = run_json(CliRunner(), "check", *root, "--overlay", str(tmp_path / "out"))
+    assert code == EXIT_OK and payload["state"] == "overlaid"
+    assert payload["overlay"] == {"package": str(tmp_path / "out" / "eagle3_overlay"), "gap": None}
+    # As SGLang finds it: the two variables, no --overlay.
+    monkeypatch.setenv("SGLANG_EXTERNAL_MODEL_PACKAGE", "eagle3_overlay")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "out"))
+    code, payload = run_json(CliRunner(), "status", *root)
+    assert code == EXIT_OK and payload["state"] == "overlaid"
+    assert {c["state"] for f in payload["files"] for c in f["classes"]} == {"unpatched"}, "the files are as shipped"
+    # A reinstalled file the overlay was not made for: unpatched again, and the reason.
+    decoder = site / "sglang" / "srt" / "models" / "qwen3_5.py"
+    decoder.write_bytes(decoder.read_bytes() + b"# rebuilt\n")
+    code, payload = run_json(CliRunner(), "check", *root)
+    assert code == 1 and payload["state"] == "unpatched"
+    assert payload["overlay"]["gap"] == "qwen3_5.py changed since the overlay was generated"
+
+
+def test_an_overlay_folder_without_the_package_is_a_usage_error(tmp_path: Path, release_site: Any) -> None:
+    code, payload = run_json(
+        CliRunner(), "check", "--sglang-root", str(release_site("0.5.21")), "--overlay", str(tmp_path)
+    )
+    assert code == EXIT_USAGE and "holds no overlay package eagle3_overlay" in payload["error"]
+
+
+def test_another_package_named_by_the_environment_is_ignored(
+    tmp_path: Path, release_site: Any, monkeypatch: Any
+) -> None:
+    (tmp_path / "their_models").mkdir()
+    (tmp_path / "their_models" / "__init__.py").write_text("EntryClass = []\n")
+    monkeypatch.setenv("SGLANG_EXTERNAL_MODEL_PACKAGE", "their_models")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    code, payload = run_json(CliRunner(), "check", "--sglang-root", str(release_site("0.5.21")))
+    assert code == 1 and payload["state"] == "unpatched" and "overlay" not in payload

@@ -10,14 +10,15 @@ classifies.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eagle3_patch import __version__
-from eagle3_patch.errors import EXIT_DRIFT, EXIT_OK, EXIT_UNPATCHED, EXIT_UNSUPPORTED
+from eagle3_patch.errors import EXIT_DRIFT, EXIT_OK, EXIT_UNPATCHED, EXIT_UNSUPPORTED, UsageError
 from eagle3_patch.ledger import targets_sha256, vouches_for_patched
 from eagle3_patch.locate import Install, locate
-from eagle3_patch.states import DRIFTED, NATIVE, PATCHED, UNPATCHED, UNSUPPORTED
+from eagle3_patch.states import DRIFTED, NATIVE, OVERLAID, PATCHED, UNPATCHED, UNSUPPORTED
 
 if TYPE_CHECKING:
     from eagle3_patch.classify import InstallReport
@@ -33,6 +34,9 @@ class ReportResult:
     exit_code: int
     #: The full classification; None when the ledger vouched for a patched install.
     report: InstallReport | None
+    #: The overlay package consulted for an unpatched install, and why it falls short ("" when it covers it).
+    overlay: Path | None = None
+    overlay_gap: str = ""
 
 
 STATE_EXIT = {
@@ -41,11 +45,16 @@ STATE_EXIT = {
     UNPATCHED: EXIT_UNPATCHED,
     UNSUPPORTED: EXIT_UNSUPPORTED,
     DRIFTED: EXIT_DRIFT,
+    OVERLAID: EXIT_OK,
 }
 
 
-def check(*, sglang_root: str | None, python: str | None, details: bool) -> ReportResult:
-    """Exit 0 when EAGLE-3 capture is in place, else the code of what is wrong (``details``: classify always)."""
+def check(*, sglang_root: str | None, python: str | None, details: bool, overlay: str | None = None) -> ReportResult:
+    """Exit 0 when EAGLE-3 capture is in place, else the code of what is wrong (``details``: classify always).
+
+    An unpatched install counts as in place when an overlay covers it (``--overlay``, or the
+    environment variables SGLang reads).
+    """
     install = locate(sglang_root=sglang_root, python=python)
     if not details and vouches_for_patched(
         install.models_dir, targets_digest=targets_sha256(), tool_version=__version__
@@ -55,4 +64,25 @@ def check(*, sglang_root: str | None, python: str | None, details: bool) -> Repo
     from eagle3_patch.spec import load_spec
 
     report = classify_install(install, load_spec())
-    return ReportResult("check", install, report.state, STATE_EXIT[report.state], report)
+    return with_overlay(ReportResult("check", install, report.state, STATE_EXIT[report.state], report), overlay)
+
+
+def with_overlay(result: ReportResult, folder: str | None) -> ReportResult:
+    """An unpatched install with an overlay that would enable capture reads ``overlaid`` (exit 0)."""
+    if result.report is None or result.report.state != UNPATCHED:
+        return result
+    from eagle3_patch.overlay import find_overlay, overlay_gap, read_overlay
+
+    package = find_overlay(folder)
+    if package is None:
+        return result
+    try:
+        record = read_overlay(package)
+    except UsageError:
+        if folder is not None:
+            raise
+        return result  # the environment names some other package: not ours to judge
+    gap = overlay_gap(result.report, record)
+    if gap is not None:
+        return replace(result, overlay=package, overlay_gap=gap)
+    return replace(result, state=OVERLAID, exit_code=EXIT_OK, overlay=package)
