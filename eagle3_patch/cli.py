@@ -161,6 +161,7 @@ def status(sglang_root: str | None, python: str | None, overlay: str | None, **o
     "--draft", type=_FOLDER, help="Your own EAGLE-3 drafter checkpoint folder for the cuda level (with --target)."
 )
 @click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=16, show_default=True)
+@_OVERLAY
 def verify_command(
     sglang_root: str | None,
     python: str | None,
@@ -168,13 +169,15 @@ def verify_command(
     target: str | None,
     draft: str | None,
     max_new_tokens: int,
+    overlay: str | None,
     **out: bool,
 ) -> None:
     """Prove capture works: static data flow, the hooks' behaviour, and a CUDA forward where possible."""
     from eagle3_patch.commands import verify as command
 
     call = partial(command.verify, sglang_root=sglang_root, python=python, cuda_required=cuda_required)
-    _run(partial(call, target=target, draft=draft, max_new_tokens=max_new_tokens), render.show_verify, **out)
+    call = partial(call, target=target, draft=draft, max_new_tokens=max_new_tokens, overlay=overlay)
+    _run(call, render.show_verify, **out)
 
 
 @cli.command("doctor")

@@ -181,6 +181,12 @@ class OverlayRecord:
     sources: dict[str, str]
     #: (module, class) pairs it gives a hook.
     hooked: frozenset[tuple[str, str]]
+    #: (module, class, template) as the package lists them, and each template's function as written.
+    hooks: tuple[tuple[str, str, str], ...] = ()
+    functions: tuple[tuple[str, ast.FunctionDef], ...] = ()
+
+    def function(self, template: str) -> ast.FunctionDef | None:
+        return next((f for name, f in self.functions if name == template), None)
 
 
 def find_overlay(folder: str | None) -> Path | None:
@@ -218,17 +224,30 @@ def read_overlay(package: Path) -> OverlayRecord:
             for target in node.targets
             if isinstance(target, ast.Name) and target.id in ("SGLANG_VERSION", "SOURCES", "HOOKS")
         }
+        hooks = tuple((str(m), str(c), str(t)) for m, c, t in values["HOOKS"])
+        functions = tuple(
+            (node.name.removeprefix("_").removesuffix("_hook"), node)
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("_") and node.name.endswith("_hook")
+        )
         record = OverlayRecord(
             package,
             str(values["SGLANG_VERSION"]),
             {str(k): str(v) for k, v in values["SOURCES"].items()},
-            frozenset((str(m), str(c)) for m, c, _ in values["HOOKS"]),
+            frozenset((m, c) for m, c, _ in hooks),
+            hooks,
+            functions,
         )
     except OSError as exc:
         raise UsageError(f"cannot read it ({exc.strerror})", path=init) from exc
     except (SyntaxError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UsageError(f"is not an overlay eagle3-patch generated ({exc}); generate it again", path=init) from exc
     return record
+
+
+def overlay_env(record: OverlayRecord) -> dict[str, str]:
+    """What a process running SGLang needs to load the overlay."""
+    return {"PYTHONPATH": str(record.package.parent), PACKAGE_ENV: record.package.name}
 
 
 def overlay_gap(report: InstallReport, record: OverlayRecord) -> str | None:

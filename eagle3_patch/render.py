@@ -201,9 +201,14 @@ def show_verify(out: Output, result: VerifyReport) -> int:
             }
             for level in result.levels
         }
+        if result.overlay is not None:
+            payload["state"] = OVERLAID
+            payload["overlay"] = {"package": str(result.overlay), "gap": None}
         out.emit_json(payload)
         return code
     _header(out, report.install)
+    if result.overlay is not None:
+        out.line(f"through the overlay {result.overlay} (the files themselves are unpatched)")
     for level in result.levels:
         if level.status == _FAILED:
             out.line(f"{level.status}: {level.name}", state=level.status)

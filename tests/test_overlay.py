@@ -176,3 +176,23 @@ def test_another_package_named_by_the_environment_is_ignored(
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     code, payload = run_json(CliRunner(), "check", "--sglang-root", str(release_site("0.5.21")))
     assert code == 1 and payload["state"] == "unpatched" and "overlay" not in payload
+
+
+def test_verify_runs_its_levels_on_the_overlays_hooks(tmp_path: Path, release_site: Any) -> None:
+    site = release_site("0.5.21")
+    root = ("--sglang-root", str(site))
+    code, payload = run_json(CliRunner(), "verify", *root)
+    assert code == 1 and payload["levels"]["static"]["status"] == "failed", "unpatched: the chain is broken"
+    assert overlay(site, tmp_path / "out")[0] == EXIT_OK
+    code, payload = run_json(CliRunner(), "verify", *root, "--overlay", str(tmp_path / "out"))
+    assert payload["state"] == "overlaid"
+    assert payload["levels"]["static"]["status"] == "passed", payload["levels"]["static"]["detail"]
+    assert payload["levels"]["behaviour"]["status"] == "passed", payload["levels"]["behaviour"]["detail"]
+    assert code == EXIT_OK
+    # The levels really run the overlay's code: an overlay whose wrapper forgets the +1 shift fails.
+    init = tmp_path / "out" / "eagle3_overlay" / "__init__.py"
+    shifted = "[layer_id + 1 for layer_id in layer_ids]"
+    assert shifted in init.read_text()
+    init.write_text(init.read_text().replace(shifted, "[layer_id for layer_id in layer_ids]"))
+    code, payload = run_json(CliRunner(), "verify", *root, "--overlay", str(tmp_path / "out"))
+    assert code == 1 and payload["levels"]["behaviour"]["status"] == "failed"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +271,15 @@ def test_a_killed_child_is_explained_by_the_last_exception_in_its_log(log: str, 
     from eagle3_patch.verify._cuda_run import last_exception
 
     assert last_exception(log) == reason
+
+
+def test_the_cuda_child_loads_an_overlay_after_its_own_scripts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/user")
+    plain = verify_module._child_env(Path("/scripts"), {})
+    assert plain["PYTHONPATH"] == "/scripts" + os.pathsep + "/user" and "SGLANG_EXTERNAL_MODEL_PACKAGE" not in plain
+    overlaid = verify_module._child_env(
+        Path("/scripts"), {"PYTHONPATH": "/opt/eagle3", "SGLANG_EXTERNAL_MODEL_PACKAGE": "eagle3_overlay"}
+    )
+    assert overlaid["PYTHONPATH"].split(os.pathsep) == ["/scripts", "/opt/eagle3", "/user"]
+    assert overlaid["SGLANG_EXTERNAL_MODEL_PACKAGE"] == "eagle3_overlay"
+    assert overlaid["SGLANG_ENABLE_SPEC_V2"] == "1"

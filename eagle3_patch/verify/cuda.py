@@ -37,6 +37,8 @@ class CudaRequest:
     target: Path | None = None
     draft: Path | None = None
     max_new_tokens: int = 16
+    #: Variables that load an overlay package in SGLang's processes (``eagle3-patch overlay``).
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def run_cuda_level(report: InstallReport, cuda: CudaRequest) -> Level:
@@ -77,7 +79,7 @@ def run_cuda_level(report: InstallReport, cuda: CudaRequest) -> Level:
             cuda.python,
             [str(scripts / "_cuda_run.py"), "run", str(folder / "request.json")],
             timeout=_CHILD_TIMEOUT_S,
-            env={**SPEC_ENV, "PYTHONPATH": _with_path(str(scripts))},
+            env=_child_env(scripts, dict(cuda.env)),
         )
         return judge_runs(result, architecture if cuda.target is None else str(target))
     finally:
@@ -99,6 +101,12 @@ def copy_child_scripts(folder: Path) -> None:
     """Lay out the child script and its helpers in ``folder`` (also used by scripts/runtime_proof.py)."""
     for source, name in CHILD_FILES.items():
         shutil.copyfile(Path(__file__).with_name(source), folder / name)
+
+
+def _child_env(scripts: Path, overlay: dict[str, str]) -> dict[str, str]:
+    """The spec-v2 switch, the child scripts first on the path, then an overlay's folder and package."""
+    path = os.pathsep.join(p for p in (str(scripts), overlay.get("PYTHONPATH")) if p)
+    return {**SPEC_ENV, **overlay, "PYTHONPATH": _with_path(path)}
 
 
 def _with_path(folder: str) -> str:
