@@ -16,7 +16,7 @@ from eagle3_patch.pins import requirement as requirement_module
 from eagle3_patch.pins.from_code import judge_from_code
 from eagle3_patch.pins.requirement import SglangRequirement
 from eagle3_patch.verified import load_verified
-from tests.conftest import REPO, run_cli, run_json
+from tests.conftest import FIXTURES, REPO, run_cli, run_json
 
 
 def write(folder: Path, name: str, text: str) -> Path:
@@ -395,3 +395,24 @@ def test_fast_requirement_reading_agrees_with_packaging_on_generated_text() -> N
         assert (None if ours is None else (ours.version,)) == packaging_reading(text)
 
     agree()
+
+
+def test_dockerfile_base_images_carry_their_sglang() -> None:
+    """FROM lines: official and rebuilt sglang images, ARG-held images and tags, moving tags, embedded versions."""
+    path = FIXTURES / "pins" / "base-images" / "Dockerfile"
+    found = [(f.pin.line, f.pin.version, f.verdict, f.pin.note) for f in map(judge, find_pins(path))]
+    assert found == [
+        (4, "0.5.10.post1", "unsupported", "the base image"),
+        (5, "0.5.21", "patch", "the base image"),
+        (6, "0.4.10.post2", "unsupported", "the base image, from BASE_IMAGE set on line 2"),
+        (7, "0.5.15.post1", "patch", "the base image, from SGLANG_IMAGE_TAG set on line 3"),
+        (8, None, "unpinned", "the base image; a moving tag: pin a release tag"),
+        (9, None, "unpinned", "the base image; a moving tag: pin a release tag"),
+        (10, "0.5.2", "unsupported", "the base image"),
+    ]
+
+
+@pytest.mark.parametrize("version", ["0.4.6.post5", "0.5.2", "0.5.7"])
+def test_releases_older_than_the_table_predate_qwen3_5(version: str) -> None:
+    finding = judge(Pin("requirements.txt", 1, f"sglang=={version}", version, "requirements"))
+    assert finding.verdict == "unsupported" and "older than Qwen3.5" in finding.advice

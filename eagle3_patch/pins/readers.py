@@ -1,8 +1,8 @@
 """One reader per kind of file that pins sglang, registered in ``READERS``.
 
 Requirements and constraints files (with -r/-c includes), pyproject.toml,
-Dockerfiles (``pip install`` and ``uv pip install`` lines, ``ARG``/``ENV``
-defaults substituted) and uv/poetry lock files. A new shape is a new reader
+Dockerfiles (``pip install`` and ``uv pip install`` lines, and base images
+named in ``FROM``; ``ARG``/``ENV`` defaults substituted) and uv/poetry lock files. A new shape is a new reader
 and one row in the table.
 """
 
@@ -205,9 +205,51 @@ def _dockerfile_pins(path: str) -> list[Pin]:
         instruction = instruction.upper()
         if instruction in ("ARG", "ENV"):
             variables.update(_assignments(rest, number, env=instruction == "ENV"))
+        elif instruction == "FROM":
+            pins.extend(_base_image_pin(path, number, rest, variables))
         elif instruction == "RUN":
             pins.extend(_run_pins(path, number, rest, variables))
     return pins
+
+
+#: The official image's tags: ``v0.5.10.post1``, ``v0.5.10.post1-runtime``, ``v0.4.10.post2-cu126``.
+_OFFICIAL_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-[\w.]+)*$")
+#: A third-party image whose tag names the sglang it carries: ``app-...-sglang0.5.2-...``.
+_EMBEDDED = re.compile(r"sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])", re.IGNORECASE)
+
+
+def _base_image_pin(path: str, number: int, rest: str, variables: dict[str, tuple[str, int]]) -> list[Pin]:
+    """``FROM [--platform=..] IMAGE [AS name]``: the sglang version the base image carries.
+
+    An image named ``sglang`` (``lmsysorg/sglang`` and rebuilds of it) names its
+    release in the tag; other images count only when their tag names
+    ``sglang<version>``. A moving tag (``dev``, ``latest``, none) is unpinned.
+    """
+    words = [w for w in rest.split() if not w.startswith("--")]
+    if not words:
+        return []
+    image = _VARIABLE.sub(lambda m: _variable(m, variables), words[0])
+    reference = image.split("@", 1)[0]  # a digest pins bytes, not a name we can judge
+    name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
+    named = [n for groups in _VARIABLE.findall(words[0]) for n in (groups[0], groups[2]) if n]
+    source = next((n for n in named if n in variables), None)
+    note = f"the base image, from {source} set on line {variables[source][1]}" if source else "the base image"
+    if name.rsplit("/", 1)[-1] == "sglang":  # lmsysorg/sglang and its rebuilds (slimerl/sglang)
+        official = _OFFICIAL_TAG.match(tag)
+        if official is None:
+            return [Pin(path, number, image, None, "dockerfile", f"{note}; a moving tag: pin a release tag")]
+        return [Pin(path, number, image, official.group(1), "dockerfile", note)]
+    embedded = _EMBEDDED.search(tag)
+    if embedded is not None:
+        return [Pin(path, number, image, embedded.group(1), "dockerfile", note)]
+    return []
+
+
+def _variable(match: re.Match[str], variables: dict[str, tuple[str, int]]) -> str:
+    name = match.group(1) or match.group(3)
+    if name in variables:
+        return variables[name][0]
+    return match.group(2) if match.group(2) is not None else match.group(0)
 
 
 def _assignments(rest: str, number: int, *, env: bool) -> dict[str, tuple[str, int]]:

@@ -74,7 +74,15 @@ def judge(pin: Pin, verified: tuple[VerifiedRelease, ...] | None = None) -> Find
             UNPINNED,
             "pin an exact release (e.g. sglang==0.5.21) so the patch is proven on it, or --allow-unpinned",
         )
-    release = _verified(pin.version, verified if verified is not None else load_verified())
+    table = verified if verified is not None else load_verified()
+    release = _verified(pin.version, table)
+    if release is None and _predates(pin.version, table):
+        return Finding(
+            pin,
+            UNSUPPORTED,
+            "older than every release eagle3-patch knows, so older than Qwen3.5 in SGLang (first in 0.5.9; "
+            "EAGLE-3 capture to hook into from 0.5.11): pin 0.5.11-0.5.21 (with eagle3-patch apply) or 0.5.22+",
+        )
     if release is None:
         newest = max((r.version for r in load_verified()), key=_sort_key, default="none")
         return Finding(
@@ -102,6 +110,13 @@ def _verified(version: str, table: tuple[VerifiedRelease, ...]) -> VerifiedRelea
     if wanted is None:
         return None
     return next((r for r in table if parsed_version(r.version) == wanted), None)
+
+
+def _predates(version: str, table: tuple[VerifiedRelease, ...]) -> bool:
+    """True when ``version`` is older than the table's oldest row (the table starts before Qwen3.5)."""
+    wanted = parsed_version(version)
+    known = [v for v in (parsed_version(r.version) for r in table) if v is not None]
+    return wanted is not None and bool(known) and wanted < min(known)
 
 
 def _sort_key(version: str) -> tuple[int, object]:
