@@ -416,3 +416,11 @@ def test_dockerfile_base_images_carry_their_sglang() -> None:
 def test_releases_older_than_the_table_predate_qwen3_5(version: str) -> None:
     finding = judge(Pin("requirements.txt", 1, f"sglang=={version}", version, "requirements"))
     assert finding.verdict == "unsupported" and "older than Qwen3.5" in finding.advice
+
+
+def test_pip_options_before_install_and_git_tags() -> None:
+    folder = FIXTURES / "pins" / "install-forms"
+    found = [(f.pin.line, f.pin.version, f.verdict) for f in map(judge, find_pins(folder / "Dockerfile"))]
+    assert found == [(3, "0.5.21", "patch"), (4, "0.5.16", "patch"), (5, "0.5.6.post2", "unsupported")]
+    found = [(f.pin.line, f.pin.version, f.verdict) for f in map(judge, find_pins(folder / "requirements.txt"))]
+    assert found == [(2, "0.5.16", "patch"), (3, "0.5.21", "patch"), (4, None, "unpinned")]

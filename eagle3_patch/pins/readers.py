@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from eagle3_patch.pins.requirement import PACKAGE, canonical_name, parse_requirement, wheel_version
+from eagle3_patch.pins.requirement import PACKAGE, canonical_name, git_tag_version, parse_requirement, wheel_version
 from eagle3_patch.reading import read_text_lenient
 
 if sys.version_info >= (3, 11):
@@ -126,6 +126,10 @@ def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
             yield from _requirements_option(path, number, line, seen)
             continue
         text = re.split(r"\s+-", line, maxsplit=1)[0].strip()  # drop per-line options (--hash=...)
+        tagged = git_tag_version(text)
+        if tagged is not None:
+            yield Pin(path, number, text, tagged, "requirements", "the git tag of sglang's repository")
+            continue
         requirement = parse_requirement(text)
         if requirement is not None:
             yield Pin(path, number, text, requirement.version, "requirements")
@@ -290,6 +294,10 @@ def _run_pins(path: str, number: int, command: str, variables: dict[str, tuple[s
                 note = "its version comes from a variable with no default here"
                 pins.append(Pin(path, number, word, None, "dockerfile", note))
                 continue
+            tagged = git_tag_version(word)
+            if tagged is not None:
+                pins.append(Pin(path, number, word, tagged, "dockerfile", "the git tag of sglang's repository"))
+                continue
             requirement = parse_requirement(word)
             if requirement is None:
                 continue
@@ -311,19 +319,27 @@ def _commands(words: list[str]) -> Iterator[list[str]]:
 
 
 def _pip_install_arguments(words: list[str]) -> Iterator[str]:
-    """The requirement arguments of a ``pip install`` / ``uv pip install`` command."""
-    for index, word in enumerate(words[1:], start=1):
-        runner = words[index - 1]
-        if word == "install" and (runner in ("pip", "pip3") or runner.endswith(("/pip", "/pip3"))):
-            skip = False
-            for argument in words[index + 1 :]:
-                if skip:
-                    skip = False
-                elif argument.startswith("-"):
-                    skip = argument in _PIP_VALUE_OPTIONS
-                else:
-                    yield argument
-            return
+    """The requirement arguments of a ``pip install`` / ``uv pip install`` command.
+
+    Options may stand between ``pip`` and ``install`` (``python -m pip --no-cache-dir install``).
+    """
+    for start, runner in enumerate(words):
+        if not (runner in ("pip", "pip3") or runner.endswith(("/pip", "/pip3"))):
+            continue
+        index = start + 1
+        while index < len(words) and words[index].startswith("-"):
+            index += 2 if words[index] in _PIP_VALUE_OPTIONS else 1
+        if index >= len(words) or words[index] != "install":
+            continue
+        skip = False
+        for argument in words[index + 1 :]:
+            if skip:
+                skip = False
+            elif argument.startswith("-"):
+                skip = argument in _PIP_VALUE_OPTIONS
+            else:
+                yield argument
+        return
 
 
 def _lock_pins(path: str, kind: str) -> list[Pin]:

@@ -76,6 +76,18 @@ def parsed_version(text: str) -> Version | None:
     return version
 
 
+#: ``git+https://github.com/sgl-project/sglang.git@v0.5.6.post2#subdirectory=python`` (a name before it or not).
+_GIT_TAG = re.compile(
+    r"git\+\S*/sgl-project/sglang(?:\.git)?@v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?=$|[#&\s])", re.IGNORECASE
+)
+
+
+def git_tag_version(text: str) -> str | None:
+    """The release a git URL of sglang's repository pins by its tag; None for a branch or no ref."""
+    found = _GIT_TAG.search(text)
+    return found.group(1) if found is not None else None
+
+
 def canonical_name(name: str) -> str:
     """The PEP 503 normal form of a project name (``SGLang`` and ``sglang`` are one project)."""
     return re.sub(r"[-_.]+", "-", name).lower()
