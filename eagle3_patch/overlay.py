@@ -245,6 +245,27 @@ def read_overlay(package: Path) -> OverlayRecord:
     return record
 
 
+def consult_overlay(report: InstallReport, folder: str | None) -> tuple[OverlayRecord, str | None] | None:
+    """The overlay for an unpatched install, and why it would not enable capture (None: it would).
+
+    None when the install is not unpatched or no overlay is found. A package the
+    environment names that eagle3-patch did not generate is ignored; one named
+    with ``--overlay`` (``folder``) is a usage error.
+    """
+    if report.state != UNPATCHED:
+        return None
+    package = find_overlay(folder)
+    if package is None:
+        return None
+    try:
+        record = read_overlay(package)
+    except UsageError:
+        if folder is not None:
+            raise
+        return None  # the environment names some other package: not ours to judge
+    return record, overlay_gap(report, record)
+
+
 def overlay_env(record: OverlayRecord) -> dict[str, str]:
     """What a process running SGLang needs to load the overlay."""
     return {"PYTHONPATH": str(record.package.parent), PACKAGE_ENV: record.package.name}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from eagle3_patch import __version__
-from eagle3_patch.errors import EXIT_DRIFT, EXIT_OK, EXIT_UNPATCHED, EXIT_UNSUPPORTED, UsageError
+from eagle3_patch.errors import EXIT_DRIFT, EXIT_OK, EXIT_UNPATCHED, EXIT_UNSUPPORTED
 from eagle3_patch.ledger import targets_sha256, vouches_for_patched
 from eagle3_patch.locate import Install, locate
 from eagle3_patch.states import DRIFTED, NATIVE, OVERLAID, PATCHED, UNPATCHED, UNSUPPORTED
@@ -69,20 +69,14 @@ def check(*, sglang_root: str | None, python: str | None, details: bool, overlay
 
 def with_overlay(result: ReportResult, folder: str | None) -> ReportResult:
     """An unpatched install with an overlay that would enable capture reads ``overlaid`` (exit 0)."""
-    if result.report is None or result.report.state != UNPATCHED:
+    if result.report is None:
         return result
-    from eagle3_patch.overlay import find_overlay, overlay_gap, read_overlay
+    from eagle3_patch.overlay import consult_overlay
 
-    package = find_overlay(folder)
-    if package is None:
+    found = consult_overlay(result.report, folder)
+    if found is None:
         return result
-    try:
-        record = read_overlay(package)
-    except UsageError:
-        if folder is not None:
-            raise
-        return result  # the environment names some other package: not ours to judge
-    gap = overlay_gap(result.report, record)
+    record, gap = found
     if gap is not None:
-        return replace(result, overlay=package, overlay_gap=gap)
-    return replace(result, state=OVERLAID, exit_code=EXIT_OK, overlay=package)
+        return replace(result, overlay=record.package, overlay_gap=gap)
+    return replace(result, state=OVERLAID, exit_code=EXIT_OK, overlay=record.package)

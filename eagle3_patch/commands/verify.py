@@ -8,9 +8,8 @@ from pathlib import Path
 from eagle3_patch.classify import InstallReport, classify_install
 from eagle3_patch.errors import UsageError
 from eagle3_patch.locate import locate
-from eagle3_patch.overlay import OverlayRecord, find_overlay, overlay_env, overlay_gap, read_overlay
+from eagle3_patch.overlay import OverlayRecord, consult_overlay, overlay_env
 from eagle3_patch.spec import load_spec
-from eagle3_patch.states import UNPATCHED
 from eagle3_patch.verify import CudaRequest, VerifyReport, run_levels
 
 
@@ -43,20 +42,12 @@ def verify(
 
 def _covering_overlay(report: InstallReport, folder: str | None) -> OverlayRecord | None:
     """The overlay to verify through: one that covers this unpatched install (as ``check`` decides)."""
-    if report.state != UNPATCHED:
+    found = consult_overlay(report, folder)
+    if found is None:
         return None
-    package = find_overlay(folder)
-    if package is None:
-        return None
-    try:
-        record = read_overlay(package)
-    except UsageError:
-        if folder is not None:
-            raise
-        return None
-    gap = overlay_gap(report, record)
+    record, gap = found
     if gap is not None:
         if folder is not None:
-            raise UsageError(f"does not enable capture on this install: {gap}", path=package)
+            raise UsageError(f"does not enable capture on this install: {gap}", path=record.package)
         return None
     return record
