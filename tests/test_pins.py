@@ -135,7 +135,7 @@ def test_dockerfile_arg_env_continuations_exec_form_and_uv(tmp_path: Path) -> No
         """,
     )
     assert found(path) == [
-        (6, "sglang[all]==0.5.21", "0.5.21", "version from SGLANG_VERSION set on line 1"),
+        (7, "sglang[all]==0.5.21", "0.5.21", "version from SGLANG_VERSION set on line 1"),  # its own line
         (9, "sglang==$NOT_SET", None, "its version comes from a variable with no default here"),
         (10, "sglang==0.5.10", "0.5.10", ""),
         (12, "sglang==0.5.23", "0.5.23", ""),
@@ -162,7 +162,12 @@ def test_lock_files(tmp_path: Path, name: str, text: str) -> None:
         ("serve.Dockerfile", "dockerfile"),
         ("uv.lock", "uv.lock"),
         ("poetry.lock", "poetry.lock"),
-        ("setup.py", None),
+        ("setup.py", "setup.py"),
+        ("setup.cfg", "setup.cfg"),
+        ("gpu.DockerFile", "dockerfile"),
+        ("Dockerfile_prod", "dockerfile"),
+        ("serve.dockerfile", "dockerfile"),
+        ("README.md", None),
     ],
 )
 def test_file_kinds(name: str, kind: str | None) -> None:
@@ -421,6 +426,106 @@ def test_releases_older_than_the_table_predate_qwen3_5(version: str) -> None:
 def test_pip_options_before_install_and_git_tags() -> None:
     folder = FIXTURES / "pins" / "install-forms"
     found = [(f.pin.line, f.pin.version, f.verdict) for f in map(judge, find_pins(folder / "Dockerfile"))]
-    assert found == [(3, "0.5.21", "patch"), (4, "0.5.16", "patch"), (5, "0.5.6.post2", "unsupported")]
+    assert found == [
+        (3, "0.5.21", "patch"),  # python -m pip --no-cache-dir install
+        (4, "0.5.16", "patch"),  # pip3 --disable-pip-version-check install --upgrade
+        (5, "0.5.6.post2", "unsupported"),  # a git URL at a tag, no name
+        (8, "0.5.19", "patch"),  # uv pip install -U --extra-index-url X, the requirement on its own line
+        (9, "0.5.23", "native"),  # /opt/venv/bin/pip3.11 install --no-deps
+        (10, None, "unpinned"),  # sglang @ git+...@main: a branch
+        (11, "0.5.17", "patch"),  # pip install -e git+...@v0.5.17#egg=sglang
+    ]
     found = [(f.pin.line, f.pin.version, f.verdict) for f in map(judge, find_pins(folder / "requirements.txt"))]
     assert found == [(2, "0.5.16", "patch"), (3, "0.5.21", "patch"), (4, None, "unpinned")]
+
+
+def test_git_urls_in_pyproject_pep508_and_poetry() -> None:
+    findings = [judge(p) for p in find_pins(FIXTURES / "pins" / "git-urls" / "pyproject.toml")]
+    assert [(f.pin.line, f.pin.version, f.verdict) for f in findings] == [
+        (7, "0.5.16", "patch"),  # sglang[all] @ git+...sglang.git@v0.5.16#subdirectory=python
+        (11, None, "unpinned"),  # @main
+        (15, "0.5.8", "unsupported"),  # Poetry: { git = ..., tag = "v0.5.8" }
+    ]
+    assert "branch main" in findings[1].pin.note
+
+
+def test_uv_sources_give_the_dependency_its_version() -> None:
+    """A dependency with no version is not unpinned when [tool.uv.sources] takes it from a tag."""
+    findings = [judge(p) for p in find_pins(FIXTURES / "pins" / "uv-sources" / "pyproject.toml")]
+    assert [(f.pin.line, f.pin.version, f.verdict, f.pin.note) for f in findings] == [
+        (8, "0.5.21", "patch", "the git tag of sglang's repository, in [tool.uv.sources]")
+    ]
+
+
+def test_uv_lock_reports_the_package_entry_not_a_dependency_reference() -> None:
+    path = FIXTURES / "pins" / "locks" / "uv.lock"
+    assert '{ name = "sglang"' in path.read_text().splitlines()[9]  # the reference the old reader reported
+    assert [(p.line, p.version) for p in find_pins(path)] == [(17, "0.5.21")]
+
+
+def test_a_base_image_replaced_in_its_stage_is_reported_not_judged() -> None:
+    finding = judge(Pin("Dockerfile", 2, "lmsysorg/sglang:v0.5.10", "0.5.10", "dockerfile", replaced_by=4))
+    assert finding.verdict == verdicts.REPLACED and "line 4" in finding.advice
+    assert verdicts.REPLACED not in verdicts.FAILING
+
+
+NAMED = FIXTURES / "pins" / "named"
+
+
+def test_files_named_explicitly_are_always_read(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names the hook's pattern would not pick are read by name (any case) or by content."""
+    monkeypatch.chdir(NAMED)
+    code, payload = run_json(runner, "pins", "gpu.DockerFile", "Dockerfile_prod", "deps.list", "base.image")
+    assert code == EXIT_OK
+    assert [(f["path"], f["line"], f["version"], f["source"]) for f in payload["findings"]] == [
+        ("gpu.DockerFile", 1, "0.5.21", "dockerfile"),
+        ("Dockerfile_prod", 2, "0.5.18", "dockerfile"),
+        ("deps.list", 3, "0.5.20", "requirements"),  # kind guessed from its lines
+        ("base.image", 2, "0.5.12", "dockerfile"),  # kind guessed from its FROM line
+    ]
+
+
+def test_a_file_of_no_known_kind_is_an_error_naming_it(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(NAMED)
+    result = run_cli(runner, "pins", "deps.list", "NOTES.md")
+    assert result.exit_code == EXIT_USAGE
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
+    assert "NOTES.md: not a requirements file" in result.stderr
+
+
+def test_an_unreadable_file_is_an_error_naming_it(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: str) -> str:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.chdir(NAMED)
+    monkeypatch.setattr("eagle3_patch.pins.readers.read_text_lenient", refuse)
+    result = run_cli(runner, "pins", "deps.list")
+    assert result.exit_code == EXIT_USAGE
+    assert "deps.list: cannot read it (Permission denied)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('version = 1\n[[package]]\nname = "sglang"\nversion = "0.5.21"\n', "uv.lock"),
+        ('[[package]]\nname = "sglang"\nversion = "0.5.21"\n[metadata]\ncontent-hash = "x"\n', "poetry.lock"),
+        ('[project]\nname = "x"\n', "pyproject"),
+        ("# build\nARG V=1\nfrom python:3.11\n", "dockerfile"),
+        ("[options]\ninstall_requires = sglang==0.5.21\n", "setup.cfg"),
+        ("from setuptools import setup\nsetup(install_requires=['sglang==0.5.21'])\n", "setup.py"),
+        ("# pins\nsglang[all]==0.5.21 ; python_version >= '3.10'\n-r base.txt\ntorch\n", "requirements"),
+        ("We serve Qwen3.6 with sglang.\n", None),
+        ("setup(broken\n", None),
+    ],
+)
+def test_kinds_guessed_from_content(text: str, kind: str | None) -> None:
+    assert pins.readers.guess_kind(text) == kind
+
+
+def test_discovery_and_the_hook_pattern_ignore_case() -> None:
+    discovered = sorted(Path(p).name for p in pins.discover(NAMED))
+    assert discovered == ["Dockerfile_prod", "gpu.DockerFile", "serve.dockerfile"]
+    names = ["gpu.DockerFile", "serve.dockerfile", "Dockerfile_prod", "docker/DOCKERFILE", "setup.py", "pkg/setup.cfg"]
+    assert all(pins.HOOK_FILES.search(name) for name in names)
+    assert not any(pins.HOOK_FILES.search(name) for name in ["deps.list", "NOTES.md", "setup.py.bak"])

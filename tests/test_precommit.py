@@ -96,6 +96,14 @@ def run_hook(deployment: Path, home: Path, name: str, text: str) -> subprocess.C
             "docker/Dockerfile:3: sglang==0.5.21 (version from SGLANG_VERSION set on line 1): patch",
             id="dockerfile",
         ),
+        pytest.param(
+            "docker/gpu.DockerFile", "FROM lmsysorg/sglang:v0.5.10.post1-cu129\n", 1,
+            "docker/gpu.DockerFile:1: sglang==0.5.10.post1 (the base image): unsupported", id="any case, base image",
+        ),
+        pytest.param(
+            "setup.py", "from setuptools import setup\nsetup(install_requires=['sglang==0.5.21'])\n", 0,
+            "setup.py:2: sglang==0.5.21: patch", id="setup.py",
+        ),
         pytest.param("notes.txt", "sglang==0.5.10\n", 0, "(no files to check)", id="not a pin file"),
     ],
 )  # fmt: skip

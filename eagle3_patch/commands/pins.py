@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, UsageError
-from eagle3_patch.pins import FAILING, UNPINNED, Finding, discover, judge, scan
+from eagle3_patch.pins import FAILING, UNPINNED, Finding, UnreadableFile, discover, judge, scan
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,13 @@ def pins(*, files: tuple[str, ...], allow_unpinned: bool, fetch: bool) -> PinsRe
     for path in paths:
         if not os.path.isfile(path):
             raise UsageError(
-                "no such file; pass requirements files, pyproject.toml, Dockerfiles or lock files", path=path
+                "no such file; pass requirements files, pyproject.toml, setup.py, setup.cfg, Dockerfiles or lock files",
+                path=path,
             )
-    findings = [judge(pin) for pin in scan(paths)]
+    try:
+        findings = [judge(pin) for pin in scan(paths)]
+    except UnreadableFile as exc:
+        raise UsageError(exc.reason, path=exc.path) from exc
     if fetch:
         from eagle3_patch.pins.from_code import judge_from_code  # network and the pipeline: only on request
 

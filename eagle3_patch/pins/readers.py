@@ -1,22 +1,31 @@
 """One reader per kind of file that pins sglang, registered in ``READERS``.
 
 Requirements and constraints files (with -r/-c includes), pyproject.toml,
-Dockerfiles (``pip install`` and ``uv pip install`` lines, and base images
-named in ``FROM``; ``ARG``/``ENV`` defaults substituted) and uv/poetry lock files. A new shape is a new reader
+setup.py and setup.cfg (``setup_files``), Dockerfiles (``dockerfile``) and
+uv/poetry lock files. A file is known by its name, case-insensitively; a file
+named on the command line under another name is known by its content, and one
+that fits no kind is an error, never a silent pass. A new shape is a new reader
 and one row in the table.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shlex
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 
-from eagle3_patch.pins.requirement import PACKAGE, canonical_name, git_tag_version, parse_requirement, wheel_version
+from eagle3_patch.pins.dockerfile import dockerfile_pins
+from eagle3_patch.pins.pin import Pin, requirement_pin
+from eagle3_patch.pins.requirement import (
+    PACKAGE,
+    GitReference,
+    canonical_name,
+    is_sglang_repository,
+    release_of_ref,
+    wheel_version,
+)
+from eagle3_patch.pins.setup_files import setup_cfg_pins, setup_py_pins
 from eagle3_patch.reading import read_text_lenient
 
 if sys.version_info >= (3, 11):
@@ -25,77 +34,80 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 _COMMENT = re.compile(r"(^|\s)#.*$")
-_NAMES_SGLANG = re.compile(r"sglang(\[[^\]]*\])?(\W|$)", re.IGNORECASE)
-_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
 _INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
-_PIP_VALUE_OPTIONS = frozenset(
-    [
-        "-r",
-        "--requirement",
-        "-c",
-        "--constraint",
-        "-e",
-        "--editable",
-        "-i",
-        "--index-url",
-        "--extra-index-url",
-        "-f",
-        "--find-links",
-        "-t",
-        "--target",
-        "--prefix",
-        "--root",
-        "--src",
-        "--upgrade-strategy",
-        "--python-version",
-        "--platform",
-        "--implementation",
-        "--abi",
-        "--trusted-host",
-        "--cache-dir",
-        "--log",
-        "--progress-bar",
-        "--only-binary",
-        "--no-binary",
-        "--python",
-        "-p",
-        "--index-strategy",
-        "--keyring-provider",
-        "--config-settings",
-        "-C",
-        "--report",
-    ]
+#: A line a requirements file may hold: an option, a requirement (any project), a URL or a path.
+_REQUIREMENTS_LINE = re.compile(
+    r"-.*|[A-Za-z0-9][\w.-]*\s*(\[[^\]]*\])?\s*([<>=!~@;].*|\(\s*[<>=!~].*)?|(git\+|https?:|file:|\.{0,2}/)\S*"
 )
 
+#: A Dockerfile's ``FROM [--platform=X] IMAGE [AS NAME]`` (and not Python's ``from x import y``).
+_FROM_LINE = re.compile(r"^[ \t]*FROM([ \t]+--\S+)*[ \t]+\S+([ \t]+AS[ \t]+\S+)?[ \t]*$", re.MULTILINE | re.IGNORECASE)
 
-@dataclass(frozen=True)
-class Pin:
-    """One sglang requirement found in a file."""
 
-    #: As given or found (a string: the hook never needs pathlib, a tenth of its start-up).
-    path: str
-    line: int
-    #: The requirement as written (variables substituted), e.g. ``sglang[all]==0.5.21``.
-    text: str
-    #: The exact version pinned, or None (a range, no version, an editable checkout).
-    version: str | None
-    #: requirements, pyproject, dockerfile, uv.lock or poetry.lock.
-    source: str
-    note: str = ""
+class UnreadableFile(Exception):
+    """A file given to pins that cannot be read, or read as any kind it knows."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 def file_kind(path: str | os.PathLike[str]) -> str | None:
     """Which reader understands ``path``, from its name; None for files pins does not read."""
-    name = os.path.basename(path)
-    lowered = name.lower()
-    return next((kind for kind, matches, _ in READERS if matches(name, lowered)), None)
+    lowered = os.path.basename(path).lower()
+    return next((kind for kind, matches, _ in READERS if matches(lowered)), None)
 
 
 def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
-    """Every sglang requirement in ``given`` (and in files it includes with -r/-c)."""
+    """Every sglang requirement in ``given`` (and in files it includes); its kind from its name, else its content.
+
+    Raises ``UnreadableFile`` when it cannot be read, or fits no kind.
+    """
     path = os.fspath(given)
-    kind = file_kind(path)
-    return next((list(read(path)) for name, _, read in READERS if name == kind), [])
+    try:
+        kind = file_kind(path) or guess_kind(read_text_lenient(path))
+        if kind is None:
+            raise UnreadableFile(
+                path,
+                "not a requirements file, pyproject.toml, setup.py, setup.cfg, Dockerfile or lock file; "
+                "pass only those (or narrow the hook's files pattern)",
+            )
+        return next(list(read(path)) for name, _, read in READERS if name == kind)
+    except OSError as exc:
+        raise UnreadableFile(path, f"cannot read it ({exc.strerror or exc}); check its permissions") from exc
+
+
+def guess_kind(text: str) -> str | None:
+    """The kind of a file whose name says nothing, from what it holds; None when it fits none."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        data = {}
+    if isinstance(data.get("package"), list):
+        return "poetry.lock" if "content-hash" in data.get("metadata", {}) else "uv.lock"
+    if data.keys() & {"project", "tool", "build-system", "dependency-groups"}:
+        return "pyproject"
+    if _FROM_LINE.search(text):
+        return "dockerfile"
+    if re.search(r"^\[(options|metadata)(\.[\w.]+)?\][ \t]*$", text, re.MULTILINE):
+        return "setup.cfg"
+    if re.search(r"\bsetup\s*\(", text) and _is_python(text):
+        return "setup.py"
+    lines = (_COMMENT.sub("", line).strip() for _, line in _logical_lines(text))
+    if all(_REQUIREMENTS_LINE.fullmatch(line) for line in lines if line):
+        return "requirements"
+    return None
+
+
+def _is_python(text: str) -> bool:
+    import ast  # only when guessing a setup.py
+
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -126,13 +138,9 @@ def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
             yield from _requirements_option(path, number, line, seen)
             continue
         text = re.split(r"\s+-", line, maxsplit=1)[0].strip()  # drop per-line options (--hash=...)
-        tagged = git_tag_version(text)
-        if tagged is not None:
-            yield Pin(path, number, text, tagged, "requirements", "the git tag of sglang's repository")
-            continue
-        requirement = parse_requirement(text)
-        if requirement is not None:
-            yield Pin(path, number, text, requirement.version, "requirements")
+        pin = requirement_pin(path, number, text, "requirements")
+        if pin is not None:
+            yield pin
         elif text.endswith(".whl") and (version := wheel_version(text)):
             yield Pin(path, number, text, version, "requirements")
 
@@ -147,7 +155,13 @@ def _requirements_option(path: str, number: int, line: str, seen: set[str]) -> I
     if flag in _INCLUDE_OPTIONS and argument:
         yield from _requirements_pins(os.path.join(os.path.dirname(path), argument), seen=seen)
     elif flag in ("-e", "--editable") and PACKAGE in argument.lower():
-        yield Pin(path, number, argument, None, "requirements", note="editable install from a checkout")
+        pin = requirement_pin(path, number, argument, "requirements")
+        yield pin or Pin(path, number, argument, None, "requirements", note="editable install from a checkout")
+
+
+def requirements_file_pins(path: str) -> Iterator[Pin]:
+    """A requirements file's pins (also setup.cfg's ``file:`` references); a missing file has none."""
+    return _requirements_pins(path, seen=set())
 
 
 def _pyproject_pins(path: str) -> list[Pin]:
@@ -167,13 +181,14 @@ def _pyproject_pins(path: str) -> list[Pin]:
     uv = tool.get("uv", {})
     for key in ("dev-dependencies", "constraint-dependencies", "override-dependencies"):
         strings.extend(uv.get(key, []))
-    pins = []
+    source = _uv_git_source(path, lines, uv.get("sources", {}))
+    pins = [] if source is None else [source]
     used: set[int] = set()
     for text_requirement in strings:
-        requirement = parse_requirement(text_requirement)
-        if requirement is not None:
-            number = _line_of(lines, f'"{text_requirement}"', used) or _line_of(lines, f"'{text_requirement}'", used)
-            pins.append(Pin(path, number or 1, text_requirement, requirement.version, "pyproject"))
+        number = _line_of(lines, f'"{text_requirement}"', used) or _line_of(lines, f"'{text_requirement}'", used)
+        pin = requirement_pin(path, number or 1, text_requirement, "pyproject")
+        if pin is not None and not (source is not None and pin.version is None):  # the source gives its version
+            pins.append(pin)
     poetry = tool.get("poetry", {})
     tables = [("tool.poetry.dependencies", poetry.get("dependencies", {}))]
     tables.append(("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {})))
@@ -182,184 +197,76 @@ def _pyproject_pins(path: str) -> list[Pin]:
     ]
     for header, table in tables:
         for name, value in table.items():
-            if canonical_name(name) != PACKAGE:
-                continue
-            constraint = value.get("version", "") if isinstance(value, dict) else str(value)
-            version = constraint.lstrip("=").strip() if re.fullmatch(r"=*\s*\d[\w.]*", constraint) else None
-            start = _line_of(lines, f"[{header}]", set()) or 1
-            number = next(
-                (
-                    n
-                    for n in range(start, len(lines) + 1)
-                    if re.match(rf'\s*["\']?{re.escape(name)}["\']?\s*=', lines[n - 1])
-                ),
-                start,
-            )
-            pins.append(Pin(path, number, f"{name} = {constraint!r}", version, "pyproject"))
+            if canonical_name(name) == PACKAGE:
+                pins.append(_poetry_pin(path, lines, header, name, value))
     return pins
 
 
-def _dockerfile_pins(path: str) -> list[Pin]:
-    variables: dict[str, tuple[str, int]] = {}
-    pins = []
-    text = read_text_lenient(path)
-    lines = [(n, line) for n, line in _logical_lines(text) if not line.lstrip().startswith("#")]
-    for number, line in lines:
-        instruction, _, rest = line.strip().partition(" ")
-        instruction = instruction.upper()
-        if instruction in ("ARG", "ENV"):
-            variables.update(_assignments(rest, number, env=instruction == "ENV"))
-        elif instruction == "FROM":
-            pins.extend(_base_image_pin(path, number, rest, variables))
-        elif instruction == "RUN":
-            pins.extend(_run_pins(path, number, rest, variables))
-    return pins
+def _poetry_pin(path: str, lines: list[str], header: str, name: str, value: object) -> Pin:
+    """``sglang = "0.5.21"``, ``{version = "..."}`` or ``{git = "...sglang.git", tag = "v0.5.16"}``."""
+    start = _line_of(lines, f"[{header}]", set()) or 1
+    pattern = re.compile(rf"\s*[\"']?{re.escape(name)}[\"']?\s*=")
+    number = next((n for n in range(start, len(lines) + 1) if pattern.match(lines[n - 1])), start)
+    if isinstance(value, dict) and isinstance(value.get("git"), str) and is_sglang_repository(value["git"]):
+        ref = str(value.get("tag") or value.get("rev") or value.get("branch") or "")
+        git = GitReference(ref, release_of_ref(ref))
+        return Pin(path, number, f"{value['git']}@{ref}" if ref else value["git"], git.version, "pyproject", git.note)
+    constraint = str(value.get("version", "")) if isinstance(value, dict) else str(value)
+    version = constraint.lstrip("=").strip() if re.fullmatch(r"=*\s*\d[\w.]*", constraint) else None
+    return Pin(path, number, f"{name} = {constraint!r}", version, "pyproject")
 
 
-#: The official image's tags: ``v0.5.10.post1``, ``v0.5.10.post1-runtime``, ``v0.4.10.post2-cu126``.
-_OFFICIAL_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-[\w.]+)*$")
-#: A third-party image whose tag names the sglang it carries: ``app-...-sglang0.5.2-...``.
-_EMBEDDED = re.compile(r"sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])", re.IGNORECASE)
-
-
-def _base_image_pin(path: str, number: int, rest: str, variables: dict[str, tuple[str, int]]) -> list[Pin]:
-    """``FROM [--platform=..] IMAGE [AS name]``: the sglang version the base image carries.
-
-    An image named ``sglang`` (``lmsysorg/sglang`` and rebuilds of it) names its
-    release in the tag; other images count only when their tag names
-    ``sglang<version>``. A moving tag (``dev``, ``latest``, none) is unpinned.
-    """
-    words = [w for w in rest.split() if not w.startswith("--")]
-    if not words:
-        return []
-    image = _VARIABLE.sub(lambda m: _variable(m, variables), words[0])
-    reference = image.split("@", 1)[0]  # a digest pins bytes, not a name we can judge
-    name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
-    named = [n for groups in _VARIABLE.findall(words[0]) for n in (groups[0], groups[2]) if n]
-    source = next((n for n in named if n in variables), None)
-    note = f"the base image, from {source} set on line {variables[source][1]}" if source else "the base image"
-    if name.rsplit("/", 1)[-1] == "sglang":  # lmsysorg/sglang and its rebuilds (slimerl/sglang)
-        official = _OFFICIAL_TAG.match(tag)
-        if official is None:
-            return [Pin(path, number, image, None, "dockerfile", f"{note}; a moving tag: pin a release tag")]
-        return [Pin(path, number, image, official.group(1), "dockerfile", note)]
-    embedded = _EMBEDDED.search(tag)
-    if embedded is not None:
-        return [Pin(path, number, image, embedded.group(1), "dockerfile", note)]
-    return []
-
-
-def _variable(match: re.Match[str], variables: dict[str, tuple[str, int]]) -> str:
-    name = match.group(1) or match.group(3)
-    if name in variables:
-        return variables[name][0]
-    return match.group(2) if match.group(2) is not None else match.group(0)
-
-
-def _assignments(rest: str, number: int, *, env: bool) -> dict[str, tuple[str, int]]:
-    try:
-        words = shlex.split(rest)
-    except ValueError:
-        return {}
-    if env and len(words) >= 2 and "=" not in words[0]:
-        return {words[0]: (" ".join(words[1:]), number)}  # legacy form: ENV NAME value
-    return {name: (value, number) for name, sep, value in (w.partition("=") for w in words) if sep}
-
-
-def _run_pins(path: str, number: int, command: str, variables: dict[str, tuple[str, int]]) -> list[Pin]:
-    command = command.strip()
-    used: list[str] = []
-    if command.startswith("["):
-        try:
-            words = [str(w) for w in json.loads(command)]
-        except ValueError:
-            return []
-    else:
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(3)
-            if name in variables:
-                used.append(name)
-                return variables[name][0]
-            return match.group(2) if match.group(2) is not None else match.group(0)
-
-        try:
-            words = shlex.split(_VARIABLE.sub(substitute, command).replace(";", " ; "))
-        except ValueError:
-            return []
-    pins = []
-    for segment in _commands(words):
-        for word in _pip_install_arguments(segment):
-            if "$" in word and _NAMES_SGLANG.match(word):
-                note = "its version comes from a variable with no default here"
-                pins.append(Pin(path, number, word, None, "dockerfile", note))
-                continue
-            tagged = git_tag_version(word)
-            if tagged is not None:
-                pins.append(Pin(path, number, word, tagged, "dockerfile", "the git tag of sglang's repository"))
-                continue
-            requirement = parse_requirement(word)
-            if requirement is None:
-                continue
-            source = next((name for name in used if variables[name][0] in word), None)
-            note = f"version from {source} set on line {variables[source][1]}" if source else ""
-            pins.append(Pin(path, number, word, requirement.version, "dockerfile", note))
-    return pins
-
-
-def _commands(words: list[str]) -> Iterator[list[str]]:
-    segment: list[str] = []
-    for word in words:
-        if word in ("&&", "||", ";", "|"):
-            yield segment
-            segment = []
-        else:
-            segment.append(word)
-    yield segment
-
-
-def _pip_install_arguments(words: list[str]) -> Iterator[str]:
-    """The requirement arguments of a ``pip install`` / ``uv pip install`` command.
-
-    Options may stand between ``pip`` and ``install`` (``python -m pip --no-cache-dir install``).
-    """
-    for start, runner in enumerate(words):
-        if not (runner in ("pip", "pip3") or runner.endswith(("/pip", "/pip3"))):
-            continue
-        index = start + 1
-        while index < len(words) and words[index].startswith("-"):
-            index += 2 if words[index] in _PIP_VALUE_OPTIONS else 1
-        if index >= len(words) or words[index] != "install":
-            continue
-        skip = False
-        for argument in words[index + 1 :]:
-            if skip:
-                skip = False
-            elif argument.startswith("-"):
-                skip = argument in _PIP_VALUE_OPTIONS
-            else:
-                yield argument
-        return
+def _uv_git_source(path: str, lines: list[str], sources: dict[str, object]) -> Pin | None:
+    """``[tool.uv.sources] sglang = { git = "...sglang", tag = "v0.5.16" }``: the release it installs."""
+    entry = next((value for name, value in sources.items() if canonical_name(name) == PACKAGE), None)
+    entries: Iterable[object] = entry if isinstance(entry, list) else [entry]
+    for item in entries:
+        if isinstance(item, dict) and isinstance(item.get("git"), str) and is_sglang_repository(item["git"]):
+            ref = str(item.get("tag") or item.get("rev") or item.get("branch") or "")
+            git = GitReference(ref, release_of_ref(ref))
+            header = _line_of(lines, "[tool.uv.sources.sglang]", set())
+            pattern = re.compile(r"\s*[\"']?sglang[\"']?\s*=")
+            start = _line_of(lines, "[tool.uv.sources]", set())
+            number = header or next((n for n in range(start or 1, len(lines) + 1) if pattern.match(lines[n - 1])), 1)
+            text = f"{item['git']}@{ref}" if ref else item["git"]
+            return Pin(path, number, text, git.version, "pyproject", f"{git.note}, in [tool.uv.sources]")
+    return None
 
 
 def _lock_pins(path: str, kind: str) -> list[Pin]:
+    """Each ``[[package]]`` entry named sglang, at the line of that entry's ``name``."""
     text = read_text_lenient(path)
     try:
         packages = tomllib.loads(text).get("package", [])
     except tomllib.TOMLDecodeError:
         return []
-    lines = text.splitlines()
+    entries = _package_entry_lines(text.splitlines())
     return [
-        Pin(
-            path,
-            _line_of(lines, f'name = "{package["name"]}"', set()) or 1,
-            f"sglang=={package.get('version')}",
-            package.get("version"),
-            kind,
-        )  # fmt: skip
-        for package in packages
+        Pin(path, line, f"sglang=={package.get('version')}", package.get("version"), kind)
+        for package, line in zip(packages, entries + [1] * (len(packages) - len(entries)), strict=True)
         if isinstance(package, dict) and canonical_name(str(package.get("name", ""))) == PACKAGE
     ]
+
+
+def _package_entry_lines(lines: list[str]) -> list[int]:
+    """For each ``[[package]]`` table in order, the line of its ``name =`` key (the header's when absent)."""
+    found: list[int] = []
+    header = 0
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped == "[[package]]":
+            if header:
+                found.append(header)
+            header = number
+        elif header and re.match(r"name\s*=", stripped):
+            found.append(number)
+            header = 0
+        elif header and stripped.startswith("["):
+            found.append(header)
+            header = 0
+    if header:
+        found.append(header)
+    return found
 
 
 def _line_of(lines: list[str], needle: str, used: set[int]) -> int:
@@ -371,21 +278,19 @@ def _line_of(lines: list[str], needle: str, used: set[int]) -> int:
     return 0
 
 
-def _requirements_file(path: str) -> Iterator[Pin]:
-    return _requirements_pins(path, seen=set())
-
-
-#: (kind, does a file name (as given, lowered) belong to it, its reader); the first match wins.
-READERS: tuple[tuple[str, Callable[[str, str], bool], Callable[[str], Iterator[Pin] | list[Pin]]], ...] = (
-    ("pyproject", lambda name, lowered: name == "pyproject.toml", _pyproject_pins),
-    ("uv.lock", lambda name, lowered: name == "uv.lock", lambda path: _lock_pins(path, "uv.lock")),
-    ("poetry.lock", lambda name, lowered: name == "poetry.lock", lambda path: _lock_pins(path, "poetry.lock")),
+#: (kind, does a file name (lowered) belong to it, its reader); the first match wins.
+READERS: tuple[tuple[str, Callable[[str], bool], Callable[[str], Iterable[Pin]]], ...] = (
+    ("pyproject", lambda name: name == "pyproject.toml", _pyproject_pins),
+    ("uv.lock", lambda name: name == "uv.lock", lambda path: _lock_pins(path, "uv.lock")),
+    ("poetry.lock", lambda name: name == "poetry.lock", lambda path: _lock_pins(path, "poetry.lock")),
+    ("setup.py", lambda name: name == "setup.py", setup_py_pins),
+    ("setup.cfg", lambda name: name == "setup.cfg", setup_cfg_pins),
     (
         "dockerfile",
-        lambda name, lowered: (
-            lowered.startswith(("dockerfile", "containerfile")) or lowered.endswith((".dockerfile", ".containerfile"))
+        lambda name: (
+            name.startswith(("dockerfile", "containerfile")) or name.endswith((".dockerfile", ".containerfile"))
         ),
-        _dockerfile_pins,
+        dockerfile_pins,
     ),
-    ("requirements", lambda name, lowered: lowered.endswith((".txt", ".in")), _requirements_file),
+    ("requirements", lambda name: name.endswith((".txt", ".in")), requirements_file_pins),
 )

@@ -76,16 +76,62 @@ def parsed_version(text: str) -> Version | None:
     return version
 
 
+#: A git URL of an sglang repository (sgl-project's or a fork) and its ref:
 #: ``git+https://github.com/sgl-project/sglang.git@v0.5.6.post2#subdirectory=python`` (a name before it or not).
-_GIT_TAG = re.compile(
-    r"git\+\S*/sgl-project/sglang(?:\.git)?@v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?=$|[#&\s])", re.IGNORECASE
-)
+_GIT_URL = re.compile(r"git\+\S*?/sglang(?:\.git)?/?(?:@(?P<ref>[^#&\s]+))?(?=$|[#&\s])", re.IGNORECASE)
+#: A release tag of sglang's repository: ``v0.5.8``, ``v0.4.6.post5`` (``tags/`` and ``refs/tags/`` allowed).
+_RELEASE_TAG = re.compile(r"(?:refs/)?(?:tags/)?v?(\d+\.\d+\.\d+(?:\.post\d+)?)")
 
 
-def git_tag_version(text: str) -> str | None:
-    """The release a git URL of sglang's repository pins by its tag; None for a branch or no ref."""
-    found = _GIT_TAG.search(text)
-    return found.group(1) if found is not None else None
+class GitReference(NamedTuple):
+    """A git URL of sglang's repository: the ref it names ("" for none) and the release a tag pins."""
+
+    ref: str
+    version: str | None
+
+    @property
+    def note(self) -> str:
+        """What the finding says about where its version comes from (or why there is none)."""
+        if self.version is not None:
+            return "the git tag of sglang's repository"
+        return f"sglang's repository at {moving_ref(self.ref)}; {NAME_A_TAG}"
+
+
+def git_reference(text: str) -> GitReference | None:
+    """The ref of the sglang repository URL in ``text``; None when it holds no such URL."""
+    found = _GIT_URL.search(text)
+    if found is None:
+        return None
+    ref = found["ref"] or ""
+    return GitReference(ref, release_of_ref(ref))
+
+
+#: A clone URL of an sglang repository (sgl-project's or a fork): its last path part is sglang.
+_SGLANG_REPOSITORY = re.compile(r"(?:^|[/:])sglang(?:\.git)?/?$", re.IGNORECASE)
+
+
+def is_sglang_repository(url: str) -> bool:
+    """Is ``url`` (``https://github.com/sgl-project/sglang.git``, ``git@github.com:me/sglang``) an sglang repository?"""
+    return _SGLANG_REPOSITORY.search(url) is not None
+
+
+def release_of_ref(ref: str) -> str | None:
+    """The release a git ref of sglang's repository names: a release tag gives one; a branch or commit none."""
+    tag = _RELEASE_TAG.fullmatch(ref)
+    return tag.group(1) if tag is not None else None
+
+
+def moving_ref(ref: str) -> str:
+    """What a git ref that is not a release tag names: a branch, a commit, or the default branch."""
+    if not ref:
+        return "the default branch"
+    if re.fullmatch(r"[0-9a-f]{7,40}", ref):
+        return f"commit {ref}"
+    return f"branch {ref}"
+
+
+#: What to do about a git ref that names no release.
+NAME_A_TAG = "name a release tag (vX.Y.Z) the hook can judge"
 
 
 def canonical_name(name: str) -> str:

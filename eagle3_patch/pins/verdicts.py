@@ -11,18 +11,21 @@ import os
 import re
 from dataclasses import dataclass
 
-from eagle3_patch.pins.readers import Pin, find_pins
+from eagle3_patch.pins.pin import Pin
+from eagle3_patch.pins.readers import find_pins
 from eagle3_patch.pins.requirement import parsed_version
 from eagle3_patch.verified import VerifiedRelease, load_verified
 
 PATCH, NATIVE, UNSUPPORTED, UNKNOWN, UNPINNED = "patch", "native", "unsupported", "unknown", "unpinned"
+#: A base image's sglang that a later install in the same stage replaces: reported, never failing.
+REPLACED = "replaced"
 #: Verdicts that fail the hook (UNPINNED unless --allow-unpinned).
 FAILING = (UNSUPPORTED, UNKNOWN, UNPINNED)
 
 #: The files the pre-commit hook is given (the same pattern as ``files`` in .pre-commit-hooks.yaml).
 HOOK_FILES = re.compile(
-    r"(^|/)((requirements|constraints)[^/]*\.txt|[^/]*\.in|pyproject\.toml|(Dockerfile|Containerfile)[^/]*"
-    r"|[^/]*\.(Dockerfile|Containerfile)|uv\.lock|poetry\.lock)$"
+    r"(?i)(^|/)((requirements|constraints)[^/]*\.txt|[^/]*\.in|pyproject\.toml|setup\.(py|cfg)"
+    r"|(Dockerfile|Containerfile)[^/]*|[^/]*\.(Dockerfile|Containerfile)|uv\.lock|poetry\.lock)$"
 )
 _SKIPPED_FOLDERS = frozenset({"node_modules", "site-packages", "__pycache__", "venv", "build", "dist"})
 
@@ -68,6 +71,12 @@ def scan(paths: list[str] | list[os.PathLike[str]]) -> list[Pin]:
 
 def judge(pin: Pin, verified: tuple[VerifiedRelease, ...] | None = None) -> Finding:
     """The verdict of the verified table on ``pin``."""
+    if pin.replaced_by:
+        return Finding(
+            pin,
+            REPLACED,
+            f"line {pin.replaced_by} installs sglang over the image's in the same stage; that install is judged",
+        )
     if pin.version is None:
         return Finding(
             pin,

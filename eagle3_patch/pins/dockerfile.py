@@ -1,0 +1,449 @@
+"""Dockerfiles: the sglang each build stage ends up with.
+
+A stage's sglang comes from its base image (``FROM lmsysorg/sglang:v0.5.21``),
+from ``pip install`` / ``uv pip install`` in a ``RUN``, or from a checkout of
+sglang's repository installed from its ``python/`` folder (``git clone --branch
+v0.5.8 ... && pip install -e "python[all]"``). An install replaces the image's
+sglang: both are reported, the install is judged. ``ARG``/``ENV`` defaults are
+substituted, and each finding carries the line its text is on, inside a
+multi-line ``RUN`` too.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import posixpath
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from eagle3_patch.pins.pin import Pin
+from eagle3_patch.pins.requirement import (
+    NAME_A_TAG,
+    git_reference,
+    is_sglang_repository,
+    moving_ref,
+    parse_requirement,
+    release_of_ref,
+)
+from eagle3_patch.reading import read_text_lenient
+
+_NAMES_SGLANG = re.compile(r"sglang(\[[^\]]*\])?(\W|$)", re.IGNORECASE)
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+#: Shell words (quotes kept, for shlex) and the operators between commands.
+_SHELL_TOKEN = re.compile(
+    r"""(?P<operator>&&|\|\||[;&|()])|(?P<word>(?:[^\s'"\\;&|()]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+)"""
+)
+_PIP = re.compile(r"(?:.*/)?pip(?:\d+(?:\.\d+)?)?")
+#: pip and uv options that take a value (the next word), so that value is no requirement.
+_PIP_VALUE_OPTIONS = frozenset(
+    [
+        "-r",
+        "--requirement",
+        "-c",
+        "--constraint",
+        "-i",
+        "--index-url",
+        "--extra-index-url",
+        "-f",
+        "--find-links",
+        "-t",
+        "--target",
+        "--prefix",
+        "--root",
+        "--src",
+        "--upgrade-strategy",
+        "--python-version",
+        "--platform",
+        "--implementation",
+        "--abi",
+        "--trusted-host",
+        "--cache-dir",
+        "--log",
+        "--progress-bar",
+        "--only-binary",
+        "--no-binary",
+        "--python",
+        "-p",
+        "--index-strategy",
+        "--keyring-provider",
+        "--config-settings",
+        "-C",
+        "--report",
+        "--index",
+        "--default-index",
+        "--prerelease",
+        "--resolution",
+        "--exclude-newer",
+        "--torch-backend",
+    ]
+)
+_GIT_VALUE_OPTIONS = frozenset(["-C", "-c", "--git-dir", "--work-tree", "--namespace"])
+_CLONE_VALUE_OPTIONS = frozenset(
+    [
+        "-b",
+        "--branch",
+        "--revision",
+        "--depth",
+        "-o",
+        "--origin",
+        "-c",
+        "--config",
+        "--reference",
+        "--reference-if-able",
+        "--filter",
+        "-j",
+        "--jobs",
+        "--template",
+        "--separate-git-dir",
+        "-u",
+        "--upload-pack",
+        "--shallow-since",
+        "--shallow-exclude",
+        "--server-option",
+        "--bundle-uri",
+    ]
+)
+#: The clone options whose value is the ref checked out.
+_CLONE_REF_OPTIONS = frozenset(["-b", "--branch", "--revision"])
+_CHECKOUT_VALUE_OPTIONS = frozenset(["-b", "-B", "-c", "-C", "--orphan", "--conflict"])
+#: The official image's tags: ``v0.5.10.post1``, ``v0.5.10.post1-runtime``, ``v0.4.10.post2-cu126``.
+_OFFICIAL_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-[\w.]+)*$")
+#: A third-party image whose tag names the sglang it carries: ``app-...-sglang0.5.2-...``.
+_EMBEDDED = re.compile(r"sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])", re.IGNORECASE)
+
+#: ARG/ENV name -> (value, the line it is set on).
+Variables = dict[str, tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class _Instruction:
+    """One Dockerfile instruction, continuation lines joined, and where each of its lines starts."""
+
+    keyword: str
+    arguments: str
+    #: (offset in ``arguments``, physical line number) for each physical line it spans.
+    marks: tuple[tuple[int, int], ...]
+
+    @property
+    def line(self) -> int:
+        return self.marks[0][1]
+
+    def line_at(self, offset: int) -> int:
+        """The physical line holding ``arguments[offset]``."""
+        index = bisect.bisect_right([start for start, _ in self.marks], offset) - 1
+        return self.marks[max(index, 0)][1]
+
+
+@dataclass(frozen=True)
+class _Word:
+    """A shell word after substitution, the line it is written on, and the variables that went into it."""
+
+    text: str
+    line: int
+    sources: tuple[tuple[str, int], ...] = ()
+    operator: bool = False
+
+
+@dataclass(frozen=True)
+class _Checkout:
+    """A clone of sglang's repository in this stage, at the ref given (None: the default branch)."""
+
+    url: _Word
+    ref: _Word | None
+
+
+@dataclass
+class _Stage:
+    """What one build stage has read so far (the reader's working state, never returned)."""
+
+    base: Pin | None = None
+    installs: list[Pin] = field(default_factory=list)
+    checkout: _Checkout | None = None
+    workdir: str = "/"
+
+    def pins(self) -> list[Pin]:
+        """The stage's findings: an install replaces the base image's sglang (both reported)."""
+        if self.base is None:
+            return self.installs
+        if not self.installs:
+            return [self.base]
+        return [replace(self.base, replaced_by=self.installs[0].line), *self.installs]
+
+
+def dockerfile_pins(path: str) -> list[Pin]:
+    """Every sglang a Dockerfile's stages get from base images, pip installs and checkouts."""
+    variables: Variables = {}
+    stage_names: set[str] = set()
+    stage = _Stage()
+    pins: list[Pin] = []
+    for instruction in _instructions(read_text_lenient(path)):
+        keyword = instruction.keyword
+        if keyword in ("ARG", "ENV"):
+            variables.update(_assignments(instruction.arguments, instruction.line, env=keyword == "ENV"))
+        elif keyword == "FROM":
+            pins.extend(stage.pins())
+            stage = _Stage(base=_base_image_pin(path, instruction, variables, stage_names))
+        elif keyword == "WORKDIR":
+            folder = _substitute(instruction.arguments.strip(), variables)[0].strip("'\"")
+            stage.workdir = posixpath.normpath(posixpath.join(stage.workdir, folder))
+        elif keyword == "RUN":
+            _read_run(path, instruction, variables, stage)
+    pins.extend(stage.pins())
+    return pins
+
+
+def _instructions(text: str) -> Iterator[_Instruction]:
+    """Instructions with continuations joined; comment and blank lines inside one are dropped, as Docker does."""
+    buffer, marks = "", []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        marks.append((len(buffer), number))
+        if stripped.endswith("\\"):
+            buffer += raw.rstrip()[:-1] + " "
+            continue
+        yield _instruction(buffer + raw, marks)
+        buffer, marks = "", []
+    if buffer:
+        yield _instruction(buffer, marks)
+
+
+def _instruction(text: str, marks: list[tuple[int, int]]) -> _Instruction:
+    head = re.match(r"\s*(\S+)\s*", text)
+    start = head.end() if head else 0
+    keyword = head.group(1).upper() if head else ""
+    return _Instruction(keyword, text[start:], tuple((offset - start, line) for offset, line in marks))
+
+
+def _substitute(text: str, variables: Variables) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """``text`` with known ARG/ENV values (or ``${NAME:-default}``) put in, and the variables used."""
+    used: list[tuple[str, int]] = []
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        if name in variables:
+            used.append((name, variables[name][1]))
+            return variables[name][0]
+        return match.group(2) if match.group(2) is not None else match.group(0)
+
+    return _VARIABLE.sub(value, text), tuple(used)
+
+
+def _assignments(rest: str, number: int, *, env: bool) -> Variables:
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        return {}
+    if env and len(words) >= 2 and "=" not in words[0]:
+        return {words[0]: (" ".join(words[1:]), number)}  # legacy form: ENV NAME value
+    return {name: (value, number) for name, sep, value in (w.partition("=") for w in words) if sep}
+
+
+def _base_image_pin(path: str, instruction: _Instruction, variables: Variables, stage_names: set[str]) -> Pin | None:
+    """``FROM [--platform=..] IMAGE [AS name]``: the sglang version the base image carries.
+
+    An image named ``sglang`` (``lmsysorg/sglang`` and rebuilds of it) names its
+    release in the tag; other images count only when their tag names
+    ``sglang<version>``. A moving tag (``dev``, ``latest``, none) is unpinned.
+    An earlier stage's name carries nothing new: its image was reported there.
+    """
+    words = [w for w in instruction.arguments.split() if not w.startswith("--")]
+    if not words:
+        return None
+    image, sources = _substitute(words[0], variables)
+    earlier_stage = image.lower() in stage_names
+    if len(words) >= 3 and words[1].lower() == "as":
+        stage_names.add(words[2].lower())
+    if earlier_stage:
+        return None
+    reference = image.split("@", 1)[0]  # a digest pins bytes, not a name we can judge
+    name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
+    note = f"the base image, from {sources[0][0]} set on line {sources[0][1]}" if sources else "the base image"
+    if name.rsplit("/", 1)[-1] == "sglang":  # lmsysorg/sglang and its rebuilds (slimerl/sglang)
+        official = _OFFICIAL_TAG.match(tag)
+        if official is None:
+            return Pin(path, instruction.line, image, None, "dockerfile", f"{note}; a moving tag: pin a release tag")
+        return Pin(path, instruction.line, image, official.group(1), "dockerfile", note)
+    embedded = _EMBEDDED.search(tag)
+    if embedded is not None:
+        return Pin(path, instruction.line, image, embedded.group(1), "dockerfile", note)
+    return None
+
+
+def _shell_words(instruction: _Instruction, variables: Variables) -> list[_Word]:
+    """The words of a RUN command (shell or exec form), each with its line."""
+    arguments = instruction.arguments
+    if arguments.lstrip().startswith("["):
+        try:
+            items = json.loads(arguments)
+        except ValueError:
+            items = None
+        if isinstance(items, list):
+            return [_Word(str(item), instruction.line) for item in items]
+    words = []
+    for match in _SHELL_TOKEN.finditer(arguments):
+        line = instruction.line_at(match.start())
+        if match["operator"]:
+            words.append(_Word(match["operator"], line, operator=True))
+            continue
+        text, sources = _substitute(match["word"], variables)
+        try:
+            parts = shlex.split(text)
+        except ValueError:
+            parts = [text.strip("'\"")]
+        words.extend(_Word(part, line, sources) for part in parts)
+    return words
+
+
+def _commands(words: list[_Word]) -> Iterator[list[_Word]]:
+    segment: list[_Word] = []
+    for word in words:
+        if word.operator:
+            yield segment
+            segment = []
+        else:
+            segment.append(word)
+    yield segment
+
+
+def _read_run(path: str, instruction: _Instruction, variables: Variables, stage: _Stage) -> None:
+    """Follow one RUN's commands: ``cd``, clones and checkouts of sglang, and pip installs."""
+    folder = stage.workdir
+    for command in _commands(_shell_words(instruction, variables)):
+        texts = [word.text for word in command]
+        if len(texts) >= 2 and texts[0] == "cd":
+            folder = posixpath.normpath(posixpath.join(folder, texts[1]))
+        elif "git" in texts or any(text.endswith("/git") for text in texts):
+            _read_git(command, stage)
+        else:
+            for word, _editable in _pip_install_arguments(command):
+                pin = _install_pin(path, word, folder, stage)
+                if pin is not None:
+                    stage.installs.append(pin)
+
+
+def _read_git(command: list[_Word], stage: _Stage) -> None:
+    """``git clone [--branch REF] URL`` of sglang starts a checkout; ``git checkout REF`` moves it."""
+    start = next(i for i, word in enumerate(command) if word.text == "git" or word.text.endswith("/git"))
+    subcommand, arguments = None, []
+    index = start + 1
+    while index < len(command):
+        text = command[index].text
+        if subcommand is None and text.startswith("-"):
+            index += 2 if text in _GIT_VALUE_OPTIONS else 1
+            continue
+        if subcommand is None:
+            subcommand = text
+        else:
+            arguments.append(command[index])
+        index += 1
+    if subcommand == "clone":
+        ref, positional = _options_and_positional(arguments, _CLONE_VALUE_OPTIONS, _CLONE_REF_OPTIONS)
+        if positional and is_sglang_repository(positional[0].text):
+            stage.checkout = _Checkout(positional[0], ref)
+    elif subcommand in ("checkout", "switch") and stage.checkout is not None:
+        _, positional = _options_and_positional(arguments, _CHECKOUT_VALUE_OPTIONS, frozenset())
+        if positional:
+            stage.checkout = replace(stage.checkout, ref=positional[0])
+
+
+def _options_and_positional(
+    arguments: list[_Word], value_options: frozenset[str], ref_options: frozenset[str]
+) -> tuple[_Word | None, list[_Word]]:
+    """The value of the last ref option, and the positional arguments (up to ``--``)."""
+    ref: _Word | None = None
+    positional: list[_Word] = []
+    index = 0
+    while index < len(arguments):
+        word = arguments[index]
+        option, equals, value = word.text.partition("=")
+        if word.text == "--":
+            break
+        if word.text.startswith("-") and equals and option in value_options:
+            if option in ref_options:
+                ref = replace(word, text=value)
+        elif word.text in value_options:
+            if word.text in ref_options and index + 1 < len(arguments):
+                ref = arguments[index + 1]
+            index += 1
+        elif not word.text.startswith("-"):
+            positional.append(word)
+        index += 1
+    return ref, positional
+
+
+def _pip_install_arguments(command: list[_Word]) -> Iterator[tuple[_Word, bool]]:
+    """The requirement arguments of a ``pip install`` / ``uv pip install`` command, and whether editable.
+
+    Options may stand between ``pip`` and ``install`` (``python -m pip --no-cache-dir install``).
+    """
+    for start, runner in enumerate(command):
+        if not _PIP.fullmatch(runner.text):
+            continue
+        index = start + 1
+        while index < len(command) and command[index].text.startswith("-"):
+            index += 2 if command[index].text in _PIP_VALUE_OPTIONS else 1
+        if index >= len(command) or command[index].text != "install":
+            continue
+        editable = False
+        skip = False
+        for argument in command[index + 1 :]:
+            text = argument.text
+            if skip:
+                skip = False
+            elif editable:
+                editable = False
+                yield argument, True
+            elif text in ("-e", "--editable"):
+                editable = True
+            elif text.startswith("--editable="):
+                yield replace(argument, text=text.partition("=")[2]), True
+            elif text.startswith("-"):
+                skip = text in _PIP_VALUE_OPTIONS
+            else:
+                yield argument, False
+        return
+
+
+def _install_pin(path: str, word: _Word, folder: str, stage: _Stage) -> Pin | None:
+    """The pin one install argument makes: a git URL, the stage's checkout, or a requirement."""
+    text = word.text
+    if "$" in text and _NAMES_SGLANG.match(text):
+        return Pin(path, word.line, text, None, "dockerfile", "its version comes from a variable with no default here")
+    git = git_reference(text)
+    if git is not None:
+        return Pin(path, word.line, text, git.version, "dockerfile", git.note)
+    if stage.checkout is not None and _is_checkout_package(text, folder):
+        return _checkout_pin(path, stage.checkout, word)
+    requirement = parse_requirement(text)
+    if requirement is None:
+        return None
+    source = next(((name, line) for name, line in word.sources), None)
+    note = f"version from {source[0]} set on line {source[1]}" if source and requirement.version else ""
+    return Pin(path, word.line, text, requirement.version, "dockerfile", note)
+
+
+def _is_checkout_package(text: str, folder: str) -> bool:
+    """Does this install argument name sglang's ``python/`` folder (``python[all]``, ``sglang/python``, ``.``)?"""
+    location = re.sub(r"\[[^\]]*\]$", "", text)
+    if location in (".", "./", ""):
+        location = folder
+    return posixpath.basename(posixpath.normpath(location)) == "python"
+
+
+def _checkout_pin(path: str, checkout: _Checkout, install: _Word) -> Pin:
+    """A checkout installed from its python/ folder: a release tag pins that release; a branch moves."""
+    ref = checkout.ref.text if checkout.ref is not None else ""
+    version = release_of_ref(ref)
+    written = checkout.ref or checkout.url
+    origin = f" from {written.sources[0][0]} set on line {written.sources[0][1]}" if written.sources else ""
+    if version is not None:
+        note = f"a checkout of tag {ref}{origin}, installed on line {install.line}"
+    else:
+        note = f"a checkout of {moving_ref(ref)}{origin}, installed on line {install.line}; {NAME_A_TAG}"
+    text = f"{checkout.url.text}@{ref}" if ref else checkout.url.text
+    return Pin(path, written.line, text, version, "dockerfile", note)

@@ -1,0 +1,112 @@
+"""setuptools' files: ``setup.py`` (read with ``ast``, never run) and ``setup.cfg``.
+
+Only ``install_requires`` and ``extras_require`` are read: the requirements a
+package installs. In setup.py, a name bound at module level
+(``install_requires=REQUIRED``) is followed once, lists may be concatenated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from eagle3_patch.pins.pin import Pin, requirement_pin
+from eagle3_patch.reading import read_text_lenient
+
+if TYPE_CHECKING:
+    import ast
+
+_KEYWORDS = ("install_requires", "extras_require")
+#: ``name = value`` or ``name: value`` at the start of a line: a new option in setup.cfg.
+_CFG_OPTION = re.compile(r"([^\s=:][^=:]*?)\s*[=:]\s*(.*)")
+
+
+def setup_py_pins(path: str) -> list[Pin]:
+    """The sglang requirements in a setup.py's ``setup(install_requires=..., extras_require=...)``."""
+    import ast  # only for setup.py files: the hook's usual path does without it
+
+    try:
+        tree = ast.parse(read_text_lenient(path), filename=path)
+    except (SyntaxError, ValueError):
+        return []
+    bound = {
+        target.id: node.value
+        for node in tree.body
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    pins = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and _called_name(call.func) == "setup"):
+            continue
+        for keyword in call.keywords:
+            if keyword.arg in _KEYWORDS:
+                for constant in _strings(keyword.value, bound, follow=True):
+                    pins.extend(_found(requirement_pin(path, constant.lineno, str(constant.value), "setup.py")))
+    return pins
+
+
+def _called_name(node: ast.expr) -> str:
+    import ast
+
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else ""
+
+
+def _strings(node: ast.expr, bound: dict[str, ast.expr], *, follow: bool) -> Iterator[ast.Constant]:
+    """The string constants a requirements expression is built from (lists, dicts, ``+``, one name hop)."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        yield node
+    elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        for element in node.elts:
+            yield from _strings(element.value if isinstance(element, ast.Starred) else element, bound, follow=follow)
+    elif isinstance(node, ast.Dict):
+        for value in node.values:
+            yield from _strings(value, bound, follow=follow)
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        yield from _strings(node.left, bound, follow=follow)
+        yield from _strings(node.right, bound, follow=follow)
+    elif isinstance(node, ast.Name) and follow and node.id in bound:
+        yield from _strings(bound[node.id], bound, follow=False)
+
+
+def setup_cfg_pins(path: str) -> list[Pin]:
+    """The sglang requirements in setup.cfg's ``[options] install_requires`` and ``[options.extras_require]``.
+
+    ``install_requires = file: requirements.txt`` is followed into that file.
+    """
+    from eagle3_patch.pins.readers import requirements_file_pins  # the requirements reader, for ``file:``
+
+    section, option = "", ""
+    pins: list[Pin] = []
+    for number, raw in enumerate(read_text_lenient(path).splitlines(), start=1):
+        stripped = raw.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section, option = stripped[1:-1].strip().lower(), ""
+            continue
+        value = stripped
+        if not raw[0].isspace():
+            found = _CFG_OPTION.fullmatch(stripped)
+            option, value = (found.group(1).lower(), found.group(2)) if found else ("", "")
+        wanted = (section == "options" and option == "install_requires") or section == "options.extras_require"
+        value = re.split(r"\s+[#;]", value, maxsplit=1)[0].strip()
+        if not wanted or not value:
+            continue
+        if value.startswith("file:"):
+            for name in value[len("file:") :].split(","):
+                pins.extend(requirements_file_pins(os.path.join(os.path.dirname(path), name.strip())))
+            continue
+        pins.extend(_found(requirement_pin(path, number, value, "setup.cfg")))
+    return pins
+
+
+def _found(pin: Pin | None) -> list[Pin]:
+    return [] if pin is None else [pin]
