@@ -211,7 +211,7 @@ def overlay_command(sglang_root: str | None, python: str | None, out: str, name:
 
 @cli.command("pins")
 @click.argument("files", nargs=-1, type=click.Path())
-@click.option("--allow-unpinned", is_flag=True, help="Do not fail on a range or a missing version.")
+@click.option("--allow-unpinned", is_flag=True, help="Do not fail on a range, a branch or a missing version.")
 @click.option(
     "--fetch", is_flag=True, help="Classify pins missing from the verified table from their wheel (uses the network)."
 )

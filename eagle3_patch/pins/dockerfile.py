@@ -17,7 +17,8 @@ import posixpath
 import re
 import shlex
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from eagle3_patch.pins.pin import Pin
 from eagle3_patch.pins.requirement import (
@@ -118,8 +119,7 @@ _EMBEDDED = re.compile(r"sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])", r
 Variables = dict[str, tuple[str, int]]
 
 
-@dataclass(frozen=True)
-class _Instruction:
+class _Instruction(NamedTuple):
     """One Dockerfile instruction, continuation lines joined, and where each of its lines starts."""
 
     keyword: str
@@ -137,8 +137,7 @@ class _Instruction:
         return self.marks[max(index, 0)][1]
 
 
-@dataclass(frozen=True)
-class _Word:
+class _Word(NamedTuple):
     """A shell word after substitution, the line it is written on, and the variables that went into it."""
 
     text: str
@@ -147,22 +146,23 @@ class _Word:
     operator: bool = False
 
 
-@dataclass(frozen=True)
-class _Checkout:
+class _Checkout(NamedTuple):
     """A clone of sglang's repository in this stage, at the ref given (None: the default branch)."""
 
     url: _Word
     ref: _Word | None
 
 
-@dataclass
 class _Stage:
     """What one build stage has read so far (the reader's working state, never returned)."""
 
-    base: Pin | None = None
-    installs: list[Pin] = field(default_factory=list)
-    checkout: _Checkout | None = None
-    workdir: str = "/"
+    __slots__ = ("base", "checkout", "installs", "workdir")
+
+    def __init__(self, base: Pin | None = None) -> None:
+        self.base = base
+        self.installs: list[Pin] = []
+        self.checkout: _Checkout | None = None
+        self.workdir = "/"
 
     def pins(self) -> list[Pin]:
         """The stage's findings: an install replaces the base image's sglang (both reported)."""
@@ -348,7 +348,7 @@ def _read_git(command: list[_Word], stage: _Stage) -> None:
     elif subcommand in ("checkout", "switch") and stage.checkout is not None:
         _, positional = _options_and_positional(arguments, _CHECKOUT_VALUE_OPTIONS, frozenset())
         if positional:
-            stage.checkout = replace(stage.checkout, ref=positional[0])
+            stage.checkout = stage.checkout._replace(ref=positional[0])
 
 
 def _options_and_positional(
@@ -365,7 +365,7 @@ def _options_and_positional(
             break
         if word.text.startswith("-") and equals and option in value_options:
             if option in ref_options:
-                ref = replace(word, text=value)
+                ref = word._replace(text=value)
         elif word.text in value_options:
             if word.text in ref_options and index + 1 < len(arguments):
                 ref = arguments[index + 1]
@@ -401,7 +401,7 @@ def _pip_install_arguments(command: list[_Word]) -> Iterator[tuple[_Word, bool]]
             elif text in ("-e", "--editable"):
                 editable = True
             elif text.startswith("--editable="):
-                yield replace(argument, text=text.partition("=")[2]), True
+                yield argument._replace(text=text.partition("=")[2]), True
             elif text.startswith("-"):
                 skip = text in _PIP_VALUE_OPTIONS
             else:

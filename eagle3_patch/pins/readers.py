@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from types import ModuleType
 
 from eagle3_patch.pins.dockerfile import dockerfile_pins
 from eagle3_patch.pins.pin import Pin, requirement_pin
@@ -25,7 +26,6 @@ from eagle3_patch.pins.requirement import (
     release_of_ref,
     wheel_version,
 )
-from eagle3_patch.pins.setup_files import setup_cfg_pins, setup_py_pins
 from eagle3_patch.reading import read_text_lenient
 
 if sys.version_info >= (3, 11):
@@ -75,7 +75,8 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
             )
         return next(list(read(path)) for name, _, read in READERS if name == kind)
     except OSError as exc:
-        raise UnreadableFile(path, f"cannot read it ({exc.strerror or exc}); check its permissions") from exc
+        where = exc.filename if isinstance(exc.filename, str) else path  # an included file, or this one
+        raise UnreadableFile(where, f"cannot read it ({exc.strerror or exc}); check its permissions") from exc
 
 
 def guess_kind(text: str) -> str | None:
@@ -278,13 +279,19 @@ def _line_of(lines: list[str], needle: str, used: set[int]) -> int:
     return 0
 
 
+def _setup_files() -> ModuleType:
+    from eagle3_patch.pins import setup_files  # only for setup.py and setup.cfg, rarer than the rest
+
+    return setup_files
+
+
 #: (kind, does a file name (lowered) belong to it, its reader); the first match wins.
 READERS: tuple[tuple[str, Callable[[str], bool], Callable[[str], Iterable[Pin]]], ...] = (
     ("pyproject", lambda name: name == "pyproject.toml", _pyproject_pins),
     ("uv.lock", lambda name: name == "uv.lock", lambda path: _lock_pins(path, "uv.lock")),
     ("poetry.lock", lambda name: name == "poetry.lock", lambda path: _lock_pins(path, "poetry.lock")),
-    ("setup.py", lambda name: name == "setup.py", setup_py_pins),
-    ("setup.cfg", lambda name: name == "setup.cfg", setup_cfg_pins),
+    ("setup.py", lambda name: name == "setup.py", lambda path: _setup_files().setup_py_pins(path)),
+    ("setup.cfg", lambda name: name == "setup.cfg", lambda path: _setup_files().setup_cfg_pins(path)),
     (
         "dockerfile",
         lambda name: (
