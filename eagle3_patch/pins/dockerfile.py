@@ -11,7 +11,6 @@ multi-line ``RUN`` too.
 
 from __future__ import annotations
 
-import bisect
 import json
 import posixpath
 import re
@@ -133,8 +132,7 @@ class _Instruction(NamedTuple):
 
     def line_at(self, offset: int) -> int:
         """The physical line holding ``arguments[offset]``."""
-        index = bisect.bisect_right([start for start, _ in self.marks], offset) - 1
-        return self.marks[max(index, 0)][1]
+        return next((line for start, line in reversed(self.marks) if start <= offset), self.marks[0][1])
 
 
 class _Word(NamedTuple):

@@ -99,7 +99,7 @@ class GitReference(NamedTuple):
 
 def git_reference(text: str) -> GitReference | None:
     """The ref of the sglang repository URL in ``text``; None when it holds no such URL."""
-    found = _GIT_URL.search(text)
+    found = _GIT_URL.search(text) if "git+" in text.lower() else None
     if found is None:
         return None
     ref = found["ref"] or ""
