@@ -402,6 +402,9 @@ def test_fast_requirement_reading_agrees_with_packaging_on_generated_text() -> N
     agree()
 
 
+NO_RELEASE = "a tag that names no release (moving or nightly): pin a release tag"
+
+
 def test_dockerfile_base_images_carry_their_sglang() -> None:
     """FROM lines: official and rebuilt sglang images, ARG-held images and tags, moving tags, embedded versions."""
     path = FIXTURES / "pins" / "base-images" / "Dockerfile"
@@ -411,9 +414,11 @@ def test_dockerfile_base_images_carry_their_sglang() -> None:
         (5, "0.5.21", "patch", "the base image"),
         (6, "0.4.10.post2", "unsupported", "the base image, from BASE_IMAGE set on line 2"),
         (7, "0.5.15.post1", "patch", "the base image, from SGLANG_IMAGE_TAG set on line 3"),
-        (8, None, "unpinned", "the base image; a moving tag: pin a release tag"),
-        (9, None, "unpinned", "the base image; a moving tag: pin a release tag"),
+        (8, None, "unpinned", "the base image; " + NO_RELEASE),
+        (9, None, "unpinned", "the base image; " + NO_RELEASE),
         (10, "0.5.2", "unsupported", "the base image"),
+        (12, "0.5.21", "patch", "the base image"),  # -rocm700-mi30x
+        (13, None, "unpinned", "the base image; " + NO_RELEASE),  # a dated nightly
     ]
 
 

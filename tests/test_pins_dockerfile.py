@@ -130,6 +130,36 @@ def test_an_unpinned_install_over_a_pinned_image_still_fails(tmp_path: Path, run
         ),
         pytest.param(
             """
+            FROM python:3.11
+            ENV SGL_BRANCH=v0.5.13
+            RUN git clone https://github.com/sgl-project/sglang.git && cd sglang && git checkout ${SGL_BRANCH} \\
+                && pip install -e "python[all]"
+            """,
+            [(3, "0.5.13", "https://github.com/sgl-project/sglang.git@v0.5.13")],
+            id="ENV SGL_BRANCH",
+        ),
+        pytest.param(
+            """
+            FROM python:3.11
+            ENV SGL_DEFAULT="main"
+            ARG SGL_BRANCH=${SGL_DEFAULT}
+            RUN git clone -b ${SGL_BRANCH} https://github.com/sgl-project/sglang.git && pip install sglang/python
+            """,
+            [(4, None, "https://github.com/sgl-project/sglang.git@main")],
+            id="an ARG defaulting to another variable",
+        ),
+        pytest.param(
+            """
+            FROM python:3.11
+            RUN git clone https://github.com/sgl-project/sglang.git && cd sglang \\
+                && git checkout 0.4.9.post6 || echo "Using default branch" \\
+                && pip install -e "python[all]"
+            """,
+            [(3, None, "https://github.com/sgl-project/sglang.git@0.4.9.post6")],
+            id="a ref without v is no release tag",
+        ),
+        pytest.param(
+            """
             FROM lmsysorg/sglang:v0.5.21 AS sglang
             FROM sglang
             """,
@@ -169,3 +199,40 @@ def test_each_requirement_reports_its_own_line_in_a_multi_line_run(tmp_path: Pat
         """,
     )
     assert found == [(7, "0.5.21", "sglang[all]==0.5.21"), (9, "0.5.23", "sglang==0.5.23")]
+
+
+def test_a_checkout_reports_every_install_of_it(tmp_path: Path) -> None:
+    """A shell ``if`` installs it one way or another: the note names each line, the tag is judged once."""
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        textwrap.dedent(
+            """
+            FROM lmsysorg/sglang:v0.5.10
+            ARG BUILD_TYPE=all
+            RUN git clone --branch v0.5.21 https://github.com/sgl-project/sglang.git \\
+                && cd sglang \\
+                && if [ "$BUILD_TYPE" = "srt" ]; then \\
+                       pip install -e "python[srt]"; \\
+                   else \\
+                       pip install -e "python[all]"; \\
+                   fi
+            """
+        ).lstrip("\n")
+    )
+    assert [(p.line, p.version, p.note, p.replaced_by) for p in find_pins(path)] == [
+        (1, "0.5.10", "the base image", 6),
+        (3, "0.5.21", "a checkout of tag v0.5.21, installed on lines 6, 8", 0),
+    ]
+
+
+def test_a_ref_without_v_says_why_it_is_no_release(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile"
+    path.write_text(
+        "FROM python:3.11\nRUN git clone -b 0.4.9.post6 https://github.com/sgl-project/sglang.git"
+        " && pip install -e sglang/python\n"
+    )
+    (finding,) = map(judge, find_pins(path))
+    assert finding.verdict == "unpinned"
+    assert finding.pin.note.startswith(
+        "a checkout of ref 0.4.9.post6, which is no release tag (sglang's are v0.4.9.post6), installed on line 2"
+    )

@@ -62,3 +62,16 @@ def test_setup_py_other_keywords_and_broken_files_give_nothing(tmp_path: Path) -
     assert setup_py_pins(str(path)) == []
     path.write_text("setup(install_requires=['sglang==0.5.21'\n")
     assert setup_py_pins(str(path)) == []
+
+
+def test_setup_py_follows_names_through_a_dict_held_in_a_variable(tmp_path: Path) -> None:
+    """``extras_require=extras`` whose values are lists bound above (verl's setup.py has this shape)."""
+    path = tmp_path / "setup.py"
+    path.write_text(
+        "from setuptools import setup\n"
+        "SGLANG_REQUIRES = [\n    'torch==2.9.1',\n    'sglang[srt,openai]==0.5.6',\n]\n"
+        "extras_require = {'sglang': SGLANG_REQUIRES, 'test': ['pytest']}\n"
+        "LOOP = LOOP\n"
+        "setup(name='x', extras_require=extras_require, install_requires=LOOP)\n"
+    )
+    assert [(p.line, p.version) for p in setup_py_pins(str(path))] == [(4, "0.5.6")]

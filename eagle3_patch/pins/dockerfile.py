@@ -149,26 +149,38 @@ class _Checkout(NamedTuple):
 
     url: _Word
     ref: _Word | None
+    #: The install arguments that name its python/ folder (in every branch of a shell ``if``).
+    installs: tuple[_Word, ...] = ()
 
 
 class _Stage:
     """What one build stage has read so far (the reader's working state, never returned)."""
 
-    __slots__ = ("base", "checkout", "installs", "workdir")
+    __slots__ = ("base", "checkout", "earlier_checkouts", "installs", "workdir")
 
     def __init__(self, base: Pin | None = None) -> None:
         self.base = base
         self.installs: list[Pin] = []
         self.checkout: _Checkout | None = None
+        self.earlier_checkouts: list[_Checkout] = []
         self.workdir = "/"
 
-    def pins(self) -> list[Pin]:
+    def start_checkout(self, checkout: _Checkout) -> None:
+        """A new clone, or a new ref of the current one: an installed checkout is kept for reporting."""
+        if self.checkout is not None and self.checkout.installs:
+            self.earlier_checkouts.append(self.checkout)
+        self.checkout = checkout
+
+    def pins(self, path: str) -> list[Pin]:
         """The stage's findings: an install replaces the base image's sglang (both reported)."""
+        checkouts = [c for c in [*self.earlier_checkouts, self.checkout] if c is not None and c.installs]
+        installed = sorted([*self.installs, *(_checkout_pin(path, c) for c in checkouts)], key=lambda pin: pin.line)
         if self.base is None:
-            return self.installs
-        if not self.installs:
+            return installed
+        if not installed:
             return [self.base]
-        return [replace(self.base, replaced_by=self.installs[0].line), *self.installs]
+        first = min([pin.line for pin in self.installs] + [c.installs[0].line for c in checkouts])
+        return [replace(self.base, replaced_by=first), *installed]
 
 
 def dockerfile_pins(path: str) -> list[Pin]:
@@ -180,16 +192,16 @@ def dockerfile_pins(path: str) -> list[Pin]:
     for instruction in _instructions(read_text_lenient(path)):
         keyword = instruction.keyword
         if keyword in ("ARG", "ENV"):
-            variables.update(_assignments(instruction.arguments, instruction.line, env=keyword == "ENV"))
+            variables.update(_assignments(instruction, variables, env=keyword == "ENV"))
         elif keyword == "FROM":
-            pins.extend(stage.pins())
+            pins.extend(stage.pins(path))
             stage = _Stage(base=_base_image_pin(path, instruction, variables, stage_names))
         elif keyword == "WORKDIR":
             folder = _substitute(instruction.arguments.strip(), variables)[0].strip("'\"")
             stage.workdir = posixpath.normpath(posixpath.join(stage.workdir, folder))
         elif keyword == "RUN":
             _read_run(path, instruction, variables, stage)
-    pins.extend(stage.pins())
+    pins.extend(stage.pins(path))
     return pins
 
 
@@ -231,14 +243,17 @@ def _substitute(text: str, variables: Variables) -> tuple[str, tuple[tuple[str, 
     return _VARIABLE.sub(value, text), tuple(used)
 
 
-def _assignments(rest: str, number: int, *, env: bool) -> Variables:
+def _assignments(instruction: _Instruction, variables: Variables, *, env: bool) -> Variables:
+    """``ARG``/``ENV`` definitions, with the variables already known put into their values (as Docker does)."""
     try:
-        words = shlex.split(rest)
+        words = shlex.split(instruction.arguments)
     except ValueError:
         return {}
     if env and len(words) >= 2 and "=" not in words[0]:
-        return {words[0]: (" ".join(words[1:]), number)}  # legacy form: ENV NAME value
-    return {name: (value, number) for name, sep, value in (w.partition("=") for w in words) if sep}
+        pairs = [(words[0], " ".join(words[1:]))]  # legacy form: ENV NAME value
+    else:
+        pairs = [(name, value) for name, sep, value in (w.partition("=") for w in words) if sep]
+    return {name: (_substitute(value, variables)[0], instruction.line) for name, value in pairs}
 
 
 def _base_image_pin(path: str, instruction: _Instruction, variables: Variables, stage_names: set[str]) -> Pin | None:
@@ -264,7 +279,8 @@ def _base_image_pin(path: str, instruction: _Instruction, variables: Variables, 
     if name.rsplit("/", 1)[-1] == "sglang":  # lmsysorg/sglang and its rebuilds (slimerl/sglang)
         official = _OFFICIAL_TAG.match(tag)
         if official is None:
-            return Pin(path, instruction.line, image, None, "dockerfile", f"{note}; a moving tag: pin a release tag")
+            moving = f"{note}; a tag that names no release (moving or nightly): pin a release tag"
+            return Pin(path, instruction.line, image, None, "dockerfile", moving)
         return Pin(path, instruction.line, image, official.group(1), "dockerfile", note)
     embedded = _EMBEDDED.search(tag)
     if embedded is not None:
@@ -319,8 +335,10 @@ def _read_run(path: str, instruction: _Instruction, variables: Variables, stage:
             _read_git(command, stage)
         else:
             for word, _editable in _pip_install_arguments(command):
-                pin = _install_pin(path, word, folder, stage)
-                if pin is not None:
+                checkout = stage.checkout
+                if checkout is not None and _is_checkout_package(word.text, folder):
+                    stage.checkout = checkout._replace(installs=(*checkout.installs, word))
+                elif (pin := _install_pin(path, word)) is not None:
                     stage.installs.append(pin)
 
 
@@ -342,11 +360,11 @@ def _read_git(command: list[_Word], stage: _Stage) -> None:
     if subcommand == "clone":
         ref, positional = _options_and_positional(arguments, _CLONE_VALUE_OPTIONS, _CLONE_REF_OPTIONS)
         if positional and is_sglang_repository(positional[0].text):
-            stage.checkout = _Checkout(positional[0], ref)
+            stage.start_checkout(_Checkout(positional[0], ref))
     elif subcommand in ("checkout", "switch") and stage.checkout is not None:
         _, positional = _options_and_positional(arguments, _CHECKOUT_VALUE_OPTIONS, frozenset())
         if positional:
-            stage.checkout = stage.checkout._replace(ref=positional[0])
+            stage.start_checkout(_Checkout(stage.checkout.url, positional[0]))
 
 
 def _options_and_positional(
@@ -407,16 +425,14 @@ def _pip_install_arguments(command: list[_Word]) -> Iterator[tuple[_Word, bool]]
         return
 
 
-def _install_pin(path: str, word: _Word, folder: str, stage: _Stage) -> Pin | None:
-    """The pin one install argument makes: a git URL, the stage's checkout, or a requirement."""
+def _install_pin(path: str, word: _Word) -> Pin | None:
+    """The pin one install argument makes: a git URL of sglang's repository, or a requirement."""
     text = word.text
     if "$" in text and _NAMES_SGLANG.match(text):
         return Pin(path, word.line, text, None, "dockerfile", "its version comes from a variable with no default here")
     git = git_reference(text)
     if git is not None:
         return Pin(path, word.line, text, git.version, "dockerfile", git.note)
-    if stage.checkout is not None and _is_checkout_package(text, folder):
-        return _checkout_pin(path, stage.checkout, word)
     requirement = parse_requirement(text)
     if requirement is None:
         return None
@@ -433,15 +449,17 @@ def _is_checkout_package(text: str, folder: str) -> bool:
     return posixpath.basename(posixpath.normpath(location)) == "python"
 
 
-def _checkout_pin(path: str, checkout: _Checkout, install: _Word) -> Pin:
+def _checkout_pin(path: str, checkout: _Checkout) -> Pin:
     """A checkout installed from its python/ folder: a release tag pins that release; a branch moves."""
     ref = checkout.ref.text if checkout.ref is not None else ""
     version = release_of_ref(ref)
     written = checkout.ref or checkout.url
     origin = f" from {written.sources[0][0]} set on line {written.sources[0][1]}" if written.sources else ""
+    lines = sorted({word.line for word in checkout.installs})
+    installed = f"installed on line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}"
     if version is not None:
-        note = f"a checkout of tag {ref}{origin}, installed on line {install.line}"
+        note = f"a checkout of tag {ref}{origin}, {installed}"
     else:
-        note = f"a checkout of {moving_ref(ref)}{origin}, installed on line {install.line}; {NAME_A_TAG}"
+        note = f"a checkout of {moving_ref(ref)}{origin}, {installed}; {NAME_A_TAG}"
     text = f"{checkout.url.text}@{ref}" if ref else checkout.url.text
     return Pin(path, written.line, text, version, "dockerfile", note)

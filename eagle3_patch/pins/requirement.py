@@ -79,8 +79,9 @@ def parsed_version(text: str) -> Version | None:
 #: A git URL of an sglang repository (sgl-project's or a fork) and its ref:
 #: ``git+https://github.com/sgl-project/sglang.git@v0.5.6.post2#subdirectory=python`` (a name before it or not).
 _GIT_URL = re.compile(r"git\+\S*?/sglang(?:\.git)?/?(?:@(?P<ref>[^#&\s]+))?(?=$|[#&\s])", re.IGNORECASE)
-#: A release tag of sglang's repository: ``v0.5.8``, ``v0.4.6.post5`` (``tags/`` and ``refs/tags/`` allowed).
-_RELEASE_TAG = re.compile(r"(?:refs/)?(?:tags/)?v?(\d+\.\d+\.\d+(?:\.post\d+)?)")
+#: A release tag of sglang's repository: ``v0.5.8``, ``v0.4.6.post5`` (``tags/`` and ``refs/tags/`` allowed);
+#: its tags all start with ``v``, so ``0.4.9.post6`` names no release (a checkout of it fails or falls back).
+_RELEASE_TAG = re.compile(r"(?:refs/)?(?:tags/)?v(\d+\.\d+\.\d+(?:\.post\d+)?)")
 
 
 class GitReference(NamedTuple):
@@ -125,6 +126,8 @@ def moving_ref(ref: str) -> str:
     """What a git ref that is not a release tag names: a branch, a commit, or the default branch."""
     if not ref:
         return "the default branch"
+    if re.fullmatch(r"\d+\.\d+\.\d+(?:\.post\d+)?", ref):
+        return f"ref {ref}, which is no release tag (sglang's are v{ref})"
     if re.fullmatch(r"[0-9a-f]{7,40}", ref):
         return f"commit {ref}"
     return f"branch {ref}"

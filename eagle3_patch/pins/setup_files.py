@@ -2,7 +2,8 @@
 
 Only ``install_requires`` and ``extras_require`` are read: the requirements a
 package installs. In setup.py, a name bound at module level
-(``install_requires=REQUIRED``) is followed once, lists may be concatenated.
+(``install_requires=REQUIRED``, ``extras_require=extras`` whose values are
+names too) is followed, three names deep; lists may be concatenated.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def setup_py_pins(path: str) -> list[Pin]:
             continue
         for keyword in call.keywords:
             if keyword.arg in _KEYWORDS:
-                for constant in _strings(keyword.value, bound, follow=True):
+                for constant in _strings(keyword.value, bound, hops=3):
                     pins.extend(_found(requirement_pin(path, constant.lineno, str(constant.value), "setup.py")))
     return pins
 
@@ -57,23 +58,23 @@ def _called_name(node: ast.expr) -> str:
     return node.attr if isinstance(node, ast.Attribute) else ""
 
 
-def _strings(node: ast.expr, bound: dict[str, ast.expr], *, follow: bool) -> Iterator[ast.Constant]:
-    """The string constants a requirements expression is built from (lists, dicts, ``+``, one name hop)."""
+def _strings(node: ast.expr, bound: dict[str, ast.expr], *, hops: int) -> Iterator[ast.Constant]:
+    """The string constants a requirements expression is built from (lists, dicts, ``+``, names bound above)."""
     import ast
 
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         yield node
     elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         for element in node.elts:
-            yield from _strings(element.value if isinstance(element, ast.Starred) else element, bound, follow=follow)
+            yield from _strings(element.value if isinstance(element, ast.Starred) else element, bound, hops=hops)
     elif isinstance(node, ast.Dict):
         for value in node.values:
-            yield from _strings(value, bound, follow=follow)
+            yield from _strings(value, bound, hops=hops)
     elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        yield from _strings(node.left, bound, follow=follow)
-        yield from _strings(node.right, bound, follow=follow)
-    elif isinstance(node, ast.Name) and follow and node.id in bound:
-        yield from _strings(bound[node.id], bound, follow=False)
+        yield from _strings(node.left, bound, hops=hops)
+        yield from _strings(node.right, bound, hops=hops)
+    elif isinstance(node, ast.Name) and hops and node.id in bound:  # hops: a cycle ends
+        yield from _strings(bound[node.id], bound, hops=hops - 1)
 
 
 def setup_cfg_pins(path: str) -> list[Pin]:
