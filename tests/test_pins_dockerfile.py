@@ -236,3 +236,11 @@ def test_a_ref_without_v_says_why_it_is_no_release(tmp_path: Path) -> None:
     assert finding.pin.note.startswith(
         "a checkout of ref 0.4.9.post6, which is no release tag (sglang's are v0.4.9.post6), installed on line 2"
     )
+
+
+def test_heredocs_run_as_shell_are_read_other_bodies_are_not() -> None:
+    """``RUN <<EOF``: the script's pins at their lines; ``python3 <<EOF`` and COPY bodies are skipped."""
+    assert [(line, version) for line, version, _, _ in judged(FIXTURES / "pins" / "heredocs" / "Dockerfile")] == [
+        (7, "0.5.21"),  # inside the script, after a comment line and a continued line
+        (15, "0.5.23"),  # the instruction after the bodies: they were not read as instructions
+    ]

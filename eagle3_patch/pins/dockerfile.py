@@ -36,6 +36,10 @@ _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
 _SHELL_TOKEN = re.compile(
     r"""(?P<operator>&&|\|\||[;&|()])|(?P<word>(?:[^\s'"\\;&|()]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+)"""
 )
+#: A heredoc's start, ``<<EOF``, ``<<-'EOF'``: its body runs until a line holding only the delimiter.
+_HEREDOC = re.compile(r"<<(-?)[ \t]*([\"']?)([A-Za-z_][\w.-]*)\2")
+#: A heredoc body is read as shell only when the RUN runs it with no program or with a shell.
+_SHELLS = frozenset(["bash", "sh", "dash", "zsh", "ash"])
 _PIP = re.compile(r"(?:.*/)?pip(?:\d+(?:\.\d+)?)?")
 #: pip and uv options that take a value (the next word), so that value is no requirement.
 _PIP_VALUE_OPTIONS = frozenset(
@@ -206,18 +210,32 @@ def dockerfile_pins(path: str) -> list[Pin]:
 
 
 def _instructions(text: str) -> Iterator[_Instruction]:
-    """Instructions with continuations joined; comment and blank lines inside one are dropped, as Docker does."""
+    """Instructions with continuations joined, and any heredoc body (``RUN <<EOF``) after a newline.
+
+    Comment and blank lines inside an instruction are dropped, as Docker does.
+    """
+    lines = text.splitlines()
     buffer, marks = "", []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    index = 0
+    while index < len(lines):
+        raw = lines[index]
+        index += 1
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        marks.append((len(buffer), number))
+        marks.append((len(buffer), index))
         if stripped.endswith("\\"):
             buffer += raw.rstrip()[:-1] + " "
             continue
-        yield _instruction(buffer + raw, marks)
+        whole, spans = buffer + raw, marks
         buffer, marks = "", []
+        for _dash, _quote, delimiter in _HEREDOC.findall(whole) if "<<" in whole else []:
+            while index < len(lines) and lines[index].strip() != delimiter:
+                spans.append((len(whole) + 1, index + 1))
+                whole += "\n" + lines[index]
+                index += 1
+            index += 1  # the delimiter line
+        yield _instruction(whole, spans)
     if buffer:
         yield _instruction(buffer, marks)
 
@@ -289,8 +307,8 @@ def _base_image_pin(path: str, instruction: _Instruction, variables: Variables, 
 
 
 def _shell_words(instruction: _Instruction, variables: Variables) -> list[_Word]:
-    """The words of a RUN command (shell or exec form), each with its line."""
-    arguments = instruction.arguments
+    """The words of a RUN command (shell or exec form, with any heredoc body), each with its line."""
+    arguments = _heredoc_as_commands(instruction.arguments)
     if arguments.lstrip().startswith("["):
         try:
             items = json.loads(arguments)
@@ -311,6 +329,23 @@ def _shell_words(instruction: _Instruction, variables: Variables) -> list[_Word]
             parts = [text.strip("'\"")]
         words.extend(_Word(part, line, sources) for part in parts)
     return words
+
+
+def _heredoc_as_commands(arguments: str) -> str:
+    """A shell heredoc body as ``;``-separated commands (comment lines blanked); other programs' bodies dropped.
+
+    Every replacement keeps the length, so offsets still map to lines.
+    """
+    if "\n" not in arguments:
+        return arguments
+    head, _, body = arguments.partition("\n")
+    command = _HEREDOC.sub(lambda match: " " * len(match.group(0)), head)
+    program = command.split()[0] if command.split() else ""
+    if program and posixpath.basename(program) not in _SHELLS:
+        return command
+    body = body.replace("\\\n", "  ")  # a continued line in the script
+    lines = [" " * len(line) if line.lstrip().startswith("#") else line for line in body.split("\n")]
+    return command + ";" + ";".join(lines)
 
 
 def _commands(words: list[_Word]) -> Iterator[list[_Word]]:
