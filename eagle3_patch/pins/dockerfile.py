@@ -30,14 +30,15 @@ from eagle3_patch.pins.requirement import (
 )
 from eagle3_patch.reading import read_text_lenient
 
-_NAMES_SGLANG = re.compile(r"sglang(\[[^\]]*\])?(\W|$)", re.IGNORECASE)
+#: Patterns used only on rare text are strings, compiled (and cached by ``re``) on first use: start-up counts.
+_NAMES_SGLANG = r"(?i)sglang(\[[^\]]*\])?(\W|$)"
 _VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
 #: Shell words (quotes kept, for shlex) and the operators between commands.
 _SHELL_TOKEN = re.compile(
     r"""(?P<operator>&&|\|\||[;&|()])|(?P<word>(?:[^\s'"\\;&|()]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+)"""
 )
 #: A heredoc's start, ``<<EOF``, ``<<-'EOF'``: its body runs until a line holding only the delimiter.
-_HEREDOC = re.compile(r"<<(-?)[ \t]*([\"']?)([A-Za-z_][\w.-]*)\2")
+_HEREDOC = r"<<(-?)[ \t]*([\"']?)([A-Za-z_][\w.-]*)\2"
 #: A heredoc body is read as shell only when the RUN runs it with no program or with a shell.
 _SHELLS = frozenset(["bash", "sh", "dash", "zsh", "ash"])
 _PIP = re.compile(r"(?:.*/)?pip(?:\d+(?:\.\d+)?)?")
@@ -114,9 +115,9 @@ _CLONE_VALUE_OPTIONS = frozenset(
 _CLONE_REF_OPTIONS = frozenset(["-b", "--branch", "--revision"])
 _CHECKOUT_VALUE_OPTIONS = frozenset(["-b", "-B", "-c", "-C", "--orphan", "--conflict"])
 #: The official image's tags: ``v0.5.10.post1``, ``v0.5.10.post1-runtime``, ``v0.4.10.post2-cu126``.
-_OFFICIAL_TAG = re.compile(r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-[\w.]+)*$")
+_OFFICIAL_TAG = r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-[\w.]+)*$"
 #: A third-party image whose tag names the sglang it carries: ``app-...-sglang0.5.2-...``.
-_EMBEDDED = re.compile(r"sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])", re.IGNORECASE)
+_EMBEDDED = r"(?i)sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])"
 
 #: ARG/ENV name -> (value, the line it is set on).
 Variables = dict[str, tuple[str, int]]
@@ -229,7 +230,7 @@ def _instructions(text: str) -> Iterator[_Instruction]:
             continue
         whole, spans = buffer + raw, marks
         buffer, marks = "", []
-        for _dash, _quote, delimiter in _HEREDOC.findall(whole) if "<<" in whole else []:
+        for _dash, _quote, delimiter in re.findall(_HEREDOC, whole) if "<<" in whole else []:
             while index < len(lines) and lines[index].strip() != delimiter:
                 spans.append((len(whole) + 1, index + 1))
                 whole += "\n" + lines[index]
@@ -295,12 +296,12 @@ def _base_image_pin(path: str, instruction: _Instruction, variables: Variables, 
     name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
     note = f"the base image, from {sources[0][0]} set on line {sources[0][1]}" if sources else "the base image"
     if name.rsplit("/", 1)[-1] == "sglang":  # lmsysorg/sglang and its rebuilds (slimerl/sglang)
-        official = _OFFICIAL_TAG.match(tag)
+        official = re.match(_OFFICIAL_TAG, tag)
         if official is None:
             moving = f"{note}; a tag that names no release (moving or nightly): pin a release tag"
             return Pin(path, instruction.line, image, None, "dockerfile", moving)
         return Pin(path, instruction.line, image, official.group(1), "dockerfile", note)
-    embedded = _EMBEDDED.search(tag)
+    embedded = re.search(_EMBEDDED, tag) if "sglang" in tag.lower() else None
     if embedded is not None:
         return Pin(path, instruction.line, image, embedded.group(1), "dockerfile", note)
     return None
@@ -339,7 +340,7 @@ def _heredoc_as_commands(arguments: str) -> str:
     if "\n" not in arguments:
         return arguments
     head, _, body = arguments.partition("\n")
-    command = _HEREDOC.sub(lambda match: " " * len(match.group(0)), head)
+    command = re.sub(_HEREDOC, lambda match: " " * len(match.group(0)), head)
     program = command.split()[0] if command.split() else ""
     if program and posixpath.basename(program) not in _SHELLS:
         return command
@@ -463,7 +464,7 @@ def _pip_install_arguments(command: list[_Word]) -> Iterator[tuple[_Word, bool]]
 def _install_pin(path: str, word: _Word) -> Pin | None:
     """The pin one install argument makes: a git URL of sglang's repository, or a requirement."""
     text = word.text
-    if "$" in text and _NAMES_SGLANG.match(text):
+    if "$" in text and re.match(_NAMES_SGLANG, text):
         return Pin(path, word.line, text, None, "dockerfile", "its version comes from a variable with no default here")
     git = git_reference(text)
     if git is not None:

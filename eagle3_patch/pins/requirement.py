@@ -78,10 +78,11 @@ def parsed_version(text: str) -> Version | None:
 
 #: A git URL of an sglang repository (sgl-project's or a fork) and its ref:
 #: ``git+https://github.com/sgl-project/sglang.git@v0.5.6.post2#subdirectory=python`` (a name before it or not).
-_GIT_URL = re.compile(r"git\+\S*?/sglang(?:\.git)?/?(?:@(?P<ref>[^#&\s]+))?(?=$|[#&\s])", re.IGNORECASE)
+#: Patterns used only on rare text are strings, compiled (and cached by ``re``) on first use: start-up counts.
+_GIT_URL = r"(?i)git\+\S*?/sglang(?:\.git)?/?(?:@(?P<ref>[^#&\s]+))?(?=$|[#&\s])"
 #: A release tag of sglang's repository: ``v0.5.8``, ``v0.4.6.post5`` (``tags/`` and ``refs/tags/`` allowed);
 #: its tags all start with ``v``, so ``0.4.9.post6`` names no release (a checkout of it fails or falls back).
-_RELEASE_TAG = re.compile(r"(?:refs/)?(?:tags/)?v(\d+\.\d+\.\d+(?:\.post\d+)?)")
+_RELEASE_TAG = r"(?:refs/)?(?:tags/)?v(\d+\.\d+\.\d+(?:\.post\d+)?)"
 
 
 class GitReference(NamedTuple):
@@ -100,7 +101,7 @@ class GitReference(NamedTuple):
 
 def git_reference(text: str) -> GitReference | None:
     """The ref of the sglang repository URL in ``text``; None when it holds no such URL."""
-    found = _GIT_URL.search(text) if "git+" in text.lower() else None
+    found = re.search(_GIT_URL, text) if "git+" in text.lower() else None
     if found is None:
         return None
     ref = found["ref"] or ""
@@ -108,17 +109,17 @@ def git_reference(text: str) -> GitReference | None:
 
 
 #: A clone URL of an sglang repository (sgl-project's or a fork): its last path part is sglang.
-_SGLANG_REPOSITORY = re.compile(r"(?:^|[/:])sglang(?:\.git)?/?$", re.IGNORECASE)
+_SGLANG_REPOSITORY = r"(?i)(?:^|[/:])sglang(?:\.git)?/?$"
 
 
 def is_sglang_repository(url: str) -> bool:
     """Is ``url`` (``https://github.com/sgl-project/sglang.git``, ``git@github.com:me/sglang``) an sglang repository?"""
-    return _SGLANG_REPOSITORY.search(url) is not None
+    return re.search(_SGLANG_REPOSITORY, url) is not None
 
 
 def release_of_ref(ref: str) -> str | None:
     """The release a git ref of sglang's repository names: a release tag gives one; a branch or commit none."""
-    tag = _RELEASE_TAG.fullmatch(ref)
+    tag = re.fullmatch(_RELEASE_TAG, ref)
     return tag.group(1) if tag is not None else None
 
 
