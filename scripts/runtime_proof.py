@@ -215,7 +215,8 @@ def folder_mb(folder: Path) -> int:
 def install_self(python: Path, root: Path) -> None:
     """eagle3-patch from this checkout, reinstalled when its sources change."""
     digest = hashlib.sha256()
-    for path in sorted((REPO / "eagle3_patch").rglob("*.py")) + sorted((REPO / "anchors").glob("*")):
+    anchors = [path for path in sorted((REPO / "anchors").glob("*")) if path.is_file()]  # not __pycache__/
+    for path in sorted((REPO / "eagle3_patch").rglob("*.py")) + anchors:
         digest.update(path.name.encode() + path.read_bytes())
     stamp = root / "eagle3-patch.sha256"
     if stamp.exists() and stamp.read_text(encoding="utf-8") == digest.hexdigest():
