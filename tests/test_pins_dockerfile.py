@@ -172,15 +172,29 @@ def test_checkout_shapes(tmp_path: Path, text: str, expected: list[tuple[int, st
     assert dockerfile(tmp_path, text) == expected
 
 
-def test_a_commit_is_unpinned_with_its_reason(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        pytest.param(
+            "FROM python:3.11\nRUN git clone https://github.com/sgl-project/sglang.git && cd sglang\n"
+            'RUN cd sglang && git checkout 3f2a9c1 && pip install -e "python[all]"\n',
+            "a checkout of commit 3f2a9c1, installed on line 3",
+            id="a commit",
+        ),
+        pytest.param(
+            "FROM python:3.11\nRUN git clone -b 0.4.9.post6 https://github.com/sgl-project/sglang.git"
+            " && pip install -e sglang/python\n",
+            "a checkout of ref 0.4.9.post6, which is no release tag (sglang's are v0.4.9.post6), installed on line 2",
+            id="a ref without v",
+        ),
+    ],
+)
+def test_a_ref_that_names_no_release_is_unpinned_with_its_reason(tmp_path: Path, text: str, note: str) -> None:
     path = tmp_path / "Dockerfile"
-    path.write_text(
-        "FROM python:3.11\nRUN git clone https://github.com/sgl-project/sglang.git && cd sglang\n"
-        'RUN cd sglang && git checkout 3f2a9c1 && pip install -e "python[all]"\n'
-    )
+    path.write_text(text)
     (finding,) = map(judge, find_pins(path))
     assert finding.verdict == "unpinned"
-    assert finding.pin.note.startswith("a checkout of commit 3f2a9c1, installed on line 3")
+    assert finding.pin.note.startswith(note)
 
 
 def test_each_requirement_reports_its_own_line_in_a_multi_line_run(tmp_path: Path) -> None:
@@ -223,19 +237,6 @@ def test_a_checkout_reports_every_install_of_it(tmp_path: Path) -> None:
         (1, "0.5.10", "the base image", 6),
         (3, "0.5.21", "a checkout of tag v0.5.21, installed on lines 6, 8", 0),
     ]
-
-
-def test_a_ref_without_v_says_why_it_is_no_release(tmp_path: Path) -> None:
-    path = tmp_path / "Dockerfile"
-    path.write_text(
-        "FROM python:3.11\nRUN git clone -b 0.4.9.post6 https://github.com/sgl-project/sglang.git"
-        " && pip install -e sglang/python\n"
-    )
-    (finding,) = map(judge, find_pins(path))
-    assert finding.verdict == "unpinned"
-    assert finding.pin.note.startswith(
-        "a checkout of ref 0.4.9.post6, which is no release tag (sglang's are v0.4.9.post6), installed on line 2"
-    )
 
 
 def test_heredocs_run_as_shell_are_read_other_bodies_are_not() -> None:

@@ -19,15 +19,8 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import NamedTuple
 
-from eagle3_patch.pins.pin import Pin
-from eagle3_patch.pins.requirement import (
-    NAME_A_TAG,
-    git_reference,
-    is_sglang_repository,
-    moving_ref,
-    parse_requirement,
-    release_of_ref,
-)
+from eagle3_patch.pins.pin import Pin, requirement_pin
+from eagle3_patch.pins.requirement import NAME_A_TAG, at_ref, is_sglang_repository, moving_ref, release_of_ref
 from eagle3_patch.reading import read_text_lenient
 
 #: Patterns used only on rare text are strings, compiled (and cached by ``re``) on first use: start-up counts.
@@ -367,10 +360,10 @@ def _read_run(path: str, instruction: _Instruction, variables: Variables, stage:
         texts = [word.text for word in command]
         if len(texts) >= 2 and texts[0] == "cd":
             folder = posixpath.normpath(posixpath.join(folder, texts[1]))
-        elif "git" in texts or any(text.endswith("/git") for text in texts):
-            _read_git(command, stage)
+        elif (git := _git_start(texts)) is not None:
+            _read_git(command[git + 1 :], stage)
         else:
-            for word, _editable in _pip_install_arguments(command):
+            for word in _pip_install_arguments(command):
                 checkout = stage.checkout
                 if checkout is not None and _is_checkout_package(word.text, folder):
                     stage.checkout = checkout._replace(installs=(*checkout.installs, word))
@@ -378,20 +371,24 @@ def _read_run(path: str, instruction: _Instruction, variables: Variables, stage:
                     stage.installs.append(pin)
 
 
-def _read_git(command: list[_Word], stage: _Stage) -> None:
+def _git_start(texts: list[str]) -> int | None:
+    """Where ``git`` (or ``/usr/bin/git``) stands in a command; None when it runs no git."""
+    return next((i for i, text in enumerate(texts) if text == "git" or text.endswith("/git")), None)
+
+
+def _read_git(after_git: list[_Word], stage: _Stage) -> None:
     """``git clone [--branch REF] URL`` of sglang starts a checkout; ``git checkout REF`` moves it."""
-    start = next(i for i, word in enumerate(command) if word.text == "git" or word.text.endswith("/git"))
     subcommand, arguments = None, []
-    index = start + 1
-    while index < len(command):
-        text = command[index].text
+    index = 0
+    while index < len(after_git):
+        text = after_git[index].text
         if subcommand is None and text.startswith("-"):
             index += 2 if text in _GIT_VALUE_OPTIONS else 1
             continue
         if subcommand is None:
             subcommand = text
         else:
-            arguments.append(command[index])
+            arguments.append(after_git[index])
         index += 1
     if subcommand == "clone":
         ref, positional = _options_and_positional(arguments, _CLONE_VALUE_OPTIONS, _CLONE_REF_OPTIONS)
@@ -428,8 +425,8 @@ def _options_and_positional(
     return ref, positional
 
 
-def _pip_install_arguments(command: list[_Word]) -> Iterator[tuple[_Word, bool]]:
-    """The requirement arguments of a ``pip install`` / ``uv pip install`` command, and whether editable.
+def _pip_install_arguments(command: list[_Word]) -> Iterator[_Word]:
+    """The requirement arguments of a ``pip install`` / ``uv pip install`` command (``-e`` values too).
 
     Options may stand between ``pip`` and ``install`` (``python -m pip --no-cache-dir install``).
     """
@@ -449,15 +446,15 @@ def _pip_install_arguments(command: list[_Word]) -> Iterator[tuple[_Word, bool]]
                 skip = False
             elif editable:
                 editable = False
-                yield argument, True
+                yield argument
             elif text in ("-e", "--editable"):
                 editable = True
             elif text.startswith("--editable="):
-                yield argument._replace(text=text.partition("=")[2]), True
+                yield argument._replace(text=text.partition("=")[2])
             elif text.startswith("-"):
                 skip = text in _PIP_VALUE_OPTIONS
             else:
-                yield argument, False
+                yield argument
         return
 
 
@@ -466,15 +463,11 @@ def _install_pin(path: str, word: _Word) -> Pin | None:
     text = word.text
     if "$" in text and re.match(_NAMES_SGLANG, text):
         return Pin(path, word.line, text, None, "dockerfile", "its version comes from a variable with no default here")
-    git = git_reference(text)
-    if git is not None:
-        return Pin(path, word.line, text, git.version, "dockerfile", git.note)
-    requirement = parse_requirement(text)
-    if requirement is None:
-        return None
-    source = next(((name, line) for name, line in word.sources), None)
-    note = f"version from {source[0]} set on line {source[1]}" if source and requirement.version else ""
-    return Pin(path, word.line, text, requirement.version, "dockerfile", note)
+    pin = requirement_pin(path, word.line, text, "dockerfile")
+    if pin is None or pin.note or pin.version is None or not word.sources:
+        return pin
+    name, line = word.sources[0]
+    return replace(pin, note=f"version from {name} set on line {line}")
 
 
 def _is_checkout_package(text: str, folder: str) -> bool:
@@ -497,5 +490,4 @@ def _checkout_pin(path: str, checkout: _Checkout) -> Pin:
         note = f"a checkout of tag {ref}{origin}, {installed}"
     else:
         note = f"a checkout of {moving_ref(ref)}{origin}, {installed}; {NAME_A_TAG}"
-    text = f"{checkout.url.text}@{ref}" if ref else checkout.url.text
-    return Pin(path, written.line, text, version, "dockerfile", note)
+    return Pin(path, written.line, at_ref(checkout.url.text, ref), version, "dockerfile", note)

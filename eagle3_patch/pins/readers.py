@@ -18,14 +18,7 @@ from types import ModuleType
 
 from eagle3_patch.pins.dockerfile import dockerfile_pins
 from eagle3_patch.pins.pin import Pin, requirement_pin
-from eagle3_patch.pins.requirement import (
-    PACKAGE,
-    GitReference,
-    canonical_name,
-    is_sglang_repository,
-    release_of_ref,
-    wheel_version,
-)
+from eagle3_patch.pins.requirement import PACKAGE, canonical_name, git_table_reference, wheel_version
 from eagle3_patch.reading import read_text_lenient
 
 if sys.version_info >= (3, 11):
@@ -205,13 +198,11 @@ def _pyproject_pins(path: str) -> list[Pin]:
 
 def _poetry_pin(path: str, lines: list[str], header: str, name: str, value: object) -> Pin:
     """``sglang = "0.5.21"``, ``{version = "..."}`` or ``{git = "...sglang.git", tag = "v0.5.16"}``."""
-    start = _line_of(lines, f"[{header}]", set()) or 1
-    pattern = re.compile(rf"\s*[\"']?{re.escape(name)}[\"']?\s*=")
-    number = next((n for n in range(start, len(lines) + 1) if pattern.match(lines[n - 1])), start)
-    if isinstance(value, dict) and isinstance(value.get("git"), str) and is_sglang_repository(value["git"]):
-        ref = str(value.get("tag") or value.get("rev") or value.get("branch") or "")
-        git = GitReference(ref, release_of_ref(ref))
-        return Pin(path, number, f"{value['git']}@{ref}" if ref else value["git"], git.version, "pyproject", git.note)
+    number = _key_line(lines, header, name)
+    git = git_table_reference(value)
+    if git is not None:
+        text, reference = git
+        return Pin(path, number, text, reference.version, "pyproject", reference.note)
     constraint = str(value.get("version", "")) if isinstance(value, dict) else str(value)
     version = constraint.lstrip("=").strip() if re.fullmatch(r"=*\s*\d[\w.]*", constraint) else None
     return Pin(path, number, f"{name} = {constraint!r}", version, "pyproject")
@@ -219,19 +210,22 @@ def _poetry_pin(path: str, lines: list[str], header: str, name: str, value: obje
 
 def _uv_git_source(path: str, lines: list[str], sources: dict[str, object]) -> Pin | None:
     """``[tool.uv.sources] sglang = { git = "...sglang", tag = "v0.5.16" }``: the release it installs."""
-    entry = next((value for name, value in sources.items() if canonical_name(name) == PACKAGE), None)
+    name, entry = next(((n, value) for n, value in sources.items() if canonical_name(n) == PACKAGE), ("", None))
     entries: Iterable[object] = entry if isinstance(entry, list) else [entry]
     for item in entries:
-        if isinstance(item, dict) and isinstance(item.get("git"), str) and is_sglang_repository(item["git"]):
-            ref = str(item.get("tag") or item.get("rev") or item.get("branch") or "")
-            git = GitReference(ref, release_of_ref(ref))
-            header = _line_of(lines, "[tool.uv.sources.sglang]", set())
-            pattern = re.compile(r"\s*[\"']?sglang[\"']?\s*=")
-            start = _line_of(lines, "[tool.uv.sources]", set())
-            number = header or next((n for n in range(start or 1, len(lines) + 1) if pattern.match(lines[n - 1])), 1)
-            text = f"{item['git']}@{ref}" if ref else item["git"]
-            return Pin(path, number, text, git.version, "pyproject", f"{git.note}, in [tool.uv.sources]")
+        git = git_table_reference(item)
+        if git is not None:
+            text, reference = git
+            number = _line_of(lines, f"[tool.uv.sources.{name}]", set()) or _key_line(lines, "tool.uv.sources", name)
+            return Pin(path, number, text, reference.version, "pyproject", f"{reference.note}, in [tool.uv.sources]")
     return None
+
+
+def _key_line(lines: list[str], header: str, key: str) -> int:
+    """The line of ``key =`` in the TOML table ``[header]`` (the header's line when it is not found)."""
+    start = _line_of(lines, f"[{header}]", set()) or 1
+    pattern = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    return next((n for n in range(start, len(lines) + 1) if pattern.match(lines[n - 1])), start)
 
 
 def _lock_pins(path: str, kind: str) -> list[Pin]:

@@ -104,8 +104,28 @@ def git_reference(text: str) -> GitReference | None:
     found = re.search(_GIT_URL, text) if "git+" in text.lower() else None
     if found is None:
         return None
-    ref = found["ref"] or ""
+    return reference_of(found["ref"] or "")
+
+
+def reference_of(ref: str) -> GitReference:
+    """``ref`` of sglang's repository, with the release it names (a release tag) or None."""
     return GitReference(ref, release_of_ref(ref))
+
+
+def git_table_reference(table: object) -> tuple[str, GitReference] | None:
+    """A TOML table naming sglang's repository (a uv source, a Poetry dependency): ``url@ref`` and its reference.
+
+    ``{ git = "https://github.com/sgl-project/sglang", tag = "v0.5.21" }``; ``rev`` or ``branch`` in place of ``tag``.
+    """
+    if not (isinstance(table, dict) and isinstance(table.get("git"), str) and is_sglang_repository(table["git"])):
+        return None
+    ref = str(table.get("tag") or table.get("rev") or table.get("branch") or "")
+    return at_ref(table["git"], ref), reference_of(ref)
+
+
+def at_ref(url: str, ref: str) -> str:
+    """How a finding shows a repository at a ref: ``url@ref``, or the URL alone for no ref."""
+    return f"{url}@{ref}" if ref else url
 
 
 #: A clone URL of an sglang repository (sgl-project's or a fork): its last path part is sglang.
