@@ -165,7 +165,7 @@ def needs(module: str) -> object:
 
 
 #: What a source distribution of eagle3-patch needs: enough to build the wheel.
-SHIPPED = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "eagle3_patch", "anchors")
+SHIPPED = ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "eagle3_patch")
 
 
 def copy_project(destination: Path) -> Path:

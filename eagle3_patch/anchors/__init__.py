@@ -1,7 +1,7 @@
 """Declarative data for eagle3-patch: targets.toml (what to change, where, with which
 templates) and verified.toml (every release proven end to end).
 
-This folder ships inside the wheel as the package ``eagle3_patch.anchors``. Its
+This folder is the package ``eagle3_patch.anchors`` (the top-level ``anchors/`` links here). Its
 only code is ``data()``, which reads one of those files.
 """
 
