@@ -94,9 +94,20 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """Give SGLang's Qwen3.5/Qwen3.6 models the EAGLE-3 capture hook they lack.
 
-    Exit codes: 0 ready/done, 1 unpatched (check) or a verify level failed, 2 usage,
-    3 unsupported SGLang, 4 drift/conflict, 5 SGLang not found, 6 cannot write,
-    7 verify --cuda could not run the cuda level.
+    \b
+    Exit codes (the same for every command):
+      0    ready / done (patched, native or overlaid; revert: restored or nothing to do)
+      1    check: something is unpatched; verify: a level failed;
+           pins: a pin is unsupported, unknown or unpinned; doctor: problems found
+      2    usage error
+      3    unsupported SGLang (nothing changed)
+      4    drift or conflict: a file changed since it was patched (nothing changed)
+      5    SGLang not found
+      6    cannot write or read a file it must (nothing changed)
+      7    verify --cuda: the cuda level cannot run here
+      70   internal error in eagle3-patch (the traceback is saved to a log file)
+      130  apply/revert got SIGINT (Ctrl-C) while writing: finished or rolled back first
+      143  apply/revert got SIGTERM while writing: finished or rolled back first
     """
 
 
@@ -160,7 +171,13 @@ def status(sglang_root: str | None, python: str | None, overlay: str | None, **o
 @click.option(
     "--draft", type=_FOLDER, help="Your own EAGLE-3 drafter checkpoint folder for the cuda level (with --target)."
 )
-@click.option("--max-new-tokens", type=click.IntRange(1, 8192), default=16, show_default=True)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(1, 8192),
+    default=16,
+    show_default=True,
+    help="Tokens each prompt generates in the cuda level's runs (with and without EAGLE-3).",
+)
 @_OVERLAY
 def verify_command(
     sglang_root: str | None,
@@ -187,12 +204,27 @@ def verify_command(
 )
 @click.option("--draft", required=True, help="The EAGLE-3 drafter: checkpoint folder, HF cache folder or config.json.")
 @click.option("--tp", type=click.IntRange(1, 1024), help="Tensor-parallel size for the launch command.")
+@click.option(
+    "--launch-only",
+    is_flag=True,
+    help="Print only the launch command this SGLang accepts, reading no checkpoint (for a Dockerfile's CMD).",
+)
 def doctor_command(
-    sglang_root: str | None, python: str | None, target: str, draft: str, tp: int | None, **out: bool
+    sglang_root: str | None,
+    python: str | None,
+    target: str,
+    draft: str,
+    tp: int | None,
+    launch_only: bool,
+    **out: bool,
 ) -> None:
     """Check a target and an EAGLE-3 drafter against each other and this SGLang; print the launch command."""
     from eagle3_patch.commands import doctor as command
 
+    if launch_only:
+        call = partial(command.launch_only, target=target, draft=draft, sglang_root=sglang_root, python=python, tp=tp)
+        _run(call, render.show_launch, **out)
+        return
     call = partial(command.doctor, target=target, draft=draft, sglang_root=sglang_root, python=python, tp=tp)
     _run(call, render.show_doctor, **out)
 
@@ -223,14 +255,28 @@ def pins_command(files: tuple[str, ...], allow_unpinned: bool, fetch: bool, **ou
     _run(partial(command.pins, files=files, allow_unpinned=allow_unpinned, fetch=fetch), render.show_pins, **out)
 
 
+def _wants_json(args: list[str]) -> bool:
+    """--json among the options (before a ``--`` that ends them)."""
+    return "--json" in (args[: args.index("--")] if "--" in args else args)
+
+
+def _command_name(exc: click.ClickException) -> str | None:
+    """The subcommand a usage error belongs to (None for the group's own: no such command)."""
+    ctx = getattr(exc, "ctx", None)
+    return ctx.info_name if ctx is not None and ctx.parent is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point for the console script and ``python -m eagle3_patch``."""
     # Short-lived: the cyclic collector would rescan libcst's many small objects
     # (a fifth of apply's time); reference counting frees them, nothing is cyclic.
     gc.disable()
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = cli.main(args=argv, prog_name="eagle3-patch", standalone_mode=False)
+        result = cli.main(args=args, prog_name="eagle3-patch", standalone_mode=False)
     except click.ClickException as exc:
+        if _wants_json(args):  # the README's usage-error object, for click's own errors too
+            render.show_usage_error(Output(as_json=True), _command_name(exc), exc.format_message(), exc.exit_code)
         exc.show()
         return exc.exit_code
     except click.exceptions.Abort:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,22 +49,30 @@ class Output:
             self._styled = rich_output.RichOutput(STATE_STYLES)
         return self._styled
 
-    def line(self, text: str, *, state: str | None = None) -> None:
-        """A line of human output; ``state`` colours its first word ("patched:") on a terminal."""
+    def line(self, text: str, *, state: str | None = None, err: bool = False, command: bool = False) -> None:
+        """A line of human output; ``state`` colours its first word ("patched:") on a terminal.
+
+        ``err`` sends it to stderr (``apply --dry-run`` keeps stdout for the diff);
+        ``command`` marks a command to copy, which is never wrapped.
+        """
         if self.as_json or self.quiet:
             return
-        if self.rich and state in STATE_STYLES:
+        if self.rich and state in STATE_STYLES and not err:
             self._terminal().line(text, state)
         else:
-            click.echo(text)
+            click.echo(text if command else _wrapped(text, err=err), err=err)
+
+    def value(self, text: str) -> None:
+        """The one thing a command was asked for (a command line to store), printed even with --quiet."""
+        click.echo(text)
 
     def note(self, text: str) -> None:
         """A side remark (warnings, hints) on stderr, so stdout stays parseable."""
         if not self.quiet:
-            click.echo(f"eagle3-patch: {text}", err=True)
+            click.echo(_wrapped(f"eagle3-patch: {text}", err=True), err=True)
 
     def error(self, text: str) -> None:
-        click.echo(f"eagle3-patch: error: {text}", err=True)
+        click.echo(_wrapped(f"eagle3-patch: error: {text}", err=True), err=True)
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], *, state_column: int) -> None:
         if self.as_json or self.quiet:
@@ -84,3 +94,15 @@ class Output:
 
     def emit_json(self, payload: dict[str, Any]) -> None:
         click.echo(json.dumps(payload, indent=2, sort_keys=False))
+
+
+def _wrapped(text: str, *, err: bool) -> str:
+    """On a terminal, long lines break at spaces (a terminal would cut words); piped output stays one line."""
+    stream = sys.stderr if err else sys.stdout
+    if not stream.isatty():
+        return text
+    width = shutil.get_terminal_size().columns
+    if len(text) <= width:
+        return text
+    indent = " " * (len(text) - len(text.lstrip(" ")) + 2)
+    return textwrap.fill(text, width=width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)

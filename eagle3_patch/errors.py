@@ -78,6 +78,11 @@ class WriteError(Eagle3PatchError):
     exit_code = EXIT_CANNOT_WRITE
     state = "cannot-write"
 
+    def __init__(self, message: str, *, path: Path | str | None = None, cause: str = "") -> None:
+        super().__init__(message, path=path)
+        #: "read-only" or "permission" where that is why: apply then names the overlay, which writes nothing there.
+        self.cause = cause
+
 
 class AccessError(WriteError):
     """A file eagle3-patch must read cannot be read (permissions): the same exit code as one it cannot write."""

@@ -44,6 +44,23 @@ class Install:
         """``eagle3-patch <words>`` for this same install, shell-quoted, as a hint to copy."""
         return shlex.join(("eagle3-patch", *words, *self.selector))
 
+    def pip_install(self, *words: str) -> str:
+        """``pip install <words>`` that acts on this install, not on whatever ``pip`` is first on PATH.
+
+        ``--python PATH``: that interpreter's pip. A folder given with
+        ``--sglang-root`` (or its variable): the interpreter whose site-packages
+        it is, where one is there to run, else ``--target`` that folder.
+        """
+        if self.selector[:1] == ("--python",):
+            return shlex.join((self.selector[1], "-m", "pip", "install", *words))
+        if self.selector[:1] == ("--sglang-root",) or self.found_by.startswith(ROOT_ENV):
+            site = self.package_dir.parent
+            owner = _site_interpreter(site)
+            if owner is not None:
+                return shlex.join((str(owner), "-m", "pip", "install", *words))
+            return shlex.join(("pip", "install", "--upgrade", "--target", str(site), *words))
+        return shlex.join(("pip", "install", *words))
+
     @property
     def models_dir(self) -> Path:
         return self.package_dir / "srt" / "models"
@@ -154,6 +171,18 @@ def locate_root(root: Path, *, found_by: str) -> Install:
         found_by=found_by,
         dist_info=dist_info,
     )
+
+
+def _site_interpreter(site: Path) -> Path | None:
+    """The python of the venv or prefix whose ``lib/pythonX.Y/site-packages`` is ``site``, if it is there."""
+    if site.name not in ("site-packages", "dist-packages") or not site.parent.name.startswith("python"):
+        return None
+    prefix = site.parent.parent.parent
+    for name in (site.parent.name, "python3", "python"):
+        candidate = prefix / "bin" / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def _is_checkout_package(package: Path) -> bool:

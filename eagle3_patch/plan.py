@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,9 +207,14 @@ def unified_diff(file_plan: FilePlan) -> str:
 
 
 def reinstall_hint(report: InstallReport) -> str:
-    version = report.install.version
-    pin = f"sglang=={version}" if version != "unknown" else "sglang==<your version>"
-    return f"pip install --force-reinstall --no-deps {pin}"
+    """The command that gives this very install its release's files back (a checkout: git's copy)."""
+    install = report.install
+    if install.layout in ("checkout", "editable"):
+        clone = install.package_dir.parent.parent
+        files = [str(f.path.relative_to(clone)) for f in report.files if f.path.is_relative_to(clone)]
+        return shlex.join(("git", "-C", str(clone), "checkout", "--", *files))
+    pin = f"sglang=={install.version}" if install.version != "unknown" else "sglang==<your version>"
+    return install.pip_install("--force-reinstall", "--no-deps", pin)
 
 
 def refuse_unsupported(report: InstallReport) -> None:

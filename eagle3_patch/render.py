@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from eagle3_patch.console import Output
@@ -21,6 +22,7 @@ if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only
     from eagle3_patch.commands.doctor import DoctorResult
     from eagle3_patch.commands.overlay import OverlayResult
     from eagle3_patch.commands.pins import PinsResult
+    from eagle3_patch.doctor.launch import Launch
     from eagle3_patch.locate import Install
     from eagle3_patch.verify import VerifyReport
 
@@ -43,11 +45,7 @@ def show_doctor(out: Output, result: DoctorResult) -> int:
                 },
                 "problems": [{"rule": p.rule, "detail": p.detail, "fix": p.fix} for p in result.problems],
                 "warnings": list(result.warnings),
-                "launch": {
-                    "env": dict(result.launch.env),
-                    "argv": list(result.launch.argv),
-                    "command": result.launch.command,
-                },
+                "launch": _launch_payload(result.launch),
             }
         )
         return result.exit_code
@@ -60,8 +58,23 @@ def show_doctor(out: Output, result: DoctorResult) -> int:
         out.line(f"{len(result.problems)} problem(s); fix them, then run doctor again")
     else:
         out.line("ready: launch with", state=PATCHED)
-        out.line(f"  {result.launch.command}")
+        out.line(f"  {result.launch.command}", command=True)
     return result.exit_code
+
+
+def show_launch(out: Output, launch: Launch) -> int:
+    """``doctor --launch-only``: the command alone on stdout, whatever --quiet says (it is the output)."""
+    if out.as_json:
+        out.emit_json({"command": "doctor", "exit_code": EXIT_OK, "launch": _launch_payload(launch)})
+    else:
+        out.value(launch.command)
+    for flag in launch.dropped:
+        out.note(f"warning: this sglang has no {flag}; left out of the command")
+    return EXIT_OK
+
+
+def _launch_payload(launch: Launch) -> dict[str, Any]:
+    return {"env": dict(launch.env), "argv": list(launch.argv), "command": launch.command}
 
 
 def show_overlay(out: Output, result: OverlayResult) -> int:
@@ -90,9 +103,18 @@ def show_overlay(out: Output, result: OverlayResult) -> int:
     hooked = ", ".join(f"{c} ({m}.py)" for m, c, _ in built.hooks)
     out.line(f"overlay: wrote {result.written[0]} for sglang {built.sglang_version}: {hooked}", state=PATCHED)
     out.line("use it with (every file of the install stays as it is):")
-    out.line("  " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " python -m sglang.launch_server ...")
-    out.line("  Dockerfile: ENV " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()))
+    shell = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    out.line(f"  {shell} python -m sglang.launch_server ...", command=True)
+    out.line("  Dockerfile: ENV " + " ".join(f"{k}={dockerfile_quote(v)}" for k, v in env.items()), command=True)
     return EXIT_OK
+
+
+def dockerfile_quote(value: str) -> str:
+    """A value as a Dockerfile ``ENV`` reads it: bare when safe, else in double quotes (Docker knows no '...')."""
+    if value and all(c.isalnum() or c in "/._-+:,@%" for c in value):
+        return value
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
 def _checkpoint_payload(checkpoint: Any) -> dict[str, Any]:
@@ -117,12 +139,14 @@ def show_change(out: Output, result: ChangeResult) -> int:
         payload["removed"] = [str(path) for path in result.removed]
         out.emit_json(payload)
         return EXIT_OK
+    # With --dry-run stdout carries only the unified diff (`> x.patch` then `patch -p0`); the rest goes to stderr.
+    say = partial(out.line, err=result.dry_run)
     if result.dry_run:
         for file_plan in result.files:
             out.diff(file_plan.diff)
-    _header(out, report.install)
+    _header(out, report.install, err=result.dry_run)
     for path in result.removed:
-        out.line(f"removed: {path.name} (ours, no longer needed)")
+        say(f"removed: {path.name} (ours, no longer needed)")
     if result.command == "revert":
         if not result.files:
             out.line(f"{report.state}: nothing to revert", state=report.state)
@@ -131,14 +155,14 @@ def show_change(out: Output, result: ChangeResult) -> int:
             out.line(f"restored: {file_plan.report.path.name} has its original bytes again{kept}", state=UNPATCHED)
         return EXIT_OK
     if not result.files:
-        out.line(f"{report.state}: nothing to do; " + _ready_phrase(report.state), state=report.state)
+        say(f"{report.state}: nothing to do; " + _ready_phrase(report.state), state=report.state)
         return EXIT_OK
     verb = "would patch" if result.dry_run else "patched"
     for file_plan in result.files:
         where = ", ".join(f"{m.class_name} ({m.placement})" for m in file_plan.inserted)
-        out.line(f"{verb}: {file_plan.report.path.name}: {where}", state=PATCHED)
+        say(f"{verb}: {file_plan.report.path.name}: {where}", state=PATCHED)
     if result.dry_run:
-        out.line("dry run: nothing was written")
+        say("dry run: nothing was written")
     else:
         out.line(f"backups beside each file as <file>.eagle3-bak; undo with: {report.install.command('revert')}")
     return EXIT_OK
@@ -164,9 +188,21 @@ def show_check(out: Output, result: ReportResult) -> int:
         ]
         run = report.install.command("apply")
         out.line(f"unpatched: {'; '.join(todo)} lack EAGLE-3 capture; run: {run}", state=UNPATCHED)
+    elif report.state == DRIFTED:
+        out.error(f"{report.state}: {report.reason}; {drift_next_step(report)}")
     else:
         out.error(f"{report.state}: {report.reason}")
     return result.exit_code
+
+
+def drift_next_step(report: InstallReport) -> str:
+    """What apply and revert say on drift, for check and status too."""
+    from eagle3_patch.plan import reinstall_hint  # only on this path: check stays light
+
+    return (
+        f"run `{report.install.command('revert', '--force')}` to restore the original (your version is kept "
+        f"as *.eagle3-edited), or reinstall: {reinstall_hint(report)}"
+    )
 
 
 def show_status(out: Output, result: ReportResult) -> int:
@@ -180,7 +216,9 @@ def show_status(out: Output, result: ReportResult) -> int:
         out.line(f"{OVERLAID}: overall, by the overlay {result.overlay} (the files are unpatched)", state=PATCHED)
     else:
         out.line(f"{report.state}: overall", state=report.state)
-    if report.reason:
+    if report.state == DRIFTED:
+        out.error(f"{report.state}: {report.reason}; {drift_next_step(report)}")
+    elif report.reason:
         out.error(f"{report.state}: {report.reason}")
     return result.exit_code
 
@@ -261,6 +299,12 @@ def show_error(out: Output, command: str | None, exc: Eagle3PatchError) -> int:
     return exc.exit_code
 
 
+def show_usage_error(out: Output, command: str | None, message: str, exit_code: int) -> int:
+    """A usage error click found (a bad or missing option): the same object as ours, for --json."""
+    out.emit_json({"command": command, "state": "usage-error", "exit_code": exit_code, "error": message})
+    return exit_code
+
+
 def show_internal_error(out: Output, exc: BaseException) -> int:
     """A bug: the traceback to a log file (stderr when no temp folder is writable), one line, exit 70."""
     import tempfile  # only on this path (the log is the one file not written by write/)
@@ -335,8 +379,8 @@ def _notes(out: Output, report: InstallReport) -> None:
         out.note(note)
 
 
-def _header(out: Output, install: Install) -> None:
-    out.line(f"sglang {install.version} ({install.layout}) at {install.package_dir}")
+def _header(out: Output, install: Install, *, err: bool = False) -> None:
+    out.line(f"sglang {install.version} ({install.layout}) at {install.package_dir}", err=err)
 
 
 def _ready_phrase(state: str) -> str:

@@ -22,7 +22,11 @@ class RichOutput:
         self._console.print(rendered)
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], state_column: int) -> None:
-        table = Table(*headers, box=None, pad_edge=False)
+        # Names (file, class, state) are kept whole; only the free-text last column wraps.
+        table = Table(box=None, pad_edge=False)
+        for index, header in enumerate(headers):
+            last = index == len(headers) - 1
+            table.add_column(header, no_wrap=not last, overflow="fold" if last else "ignore", ratio=1 if last else None)
         for row in rows:
             cells = list(row)
             style = self._styles.get(cells[state_column])

@@ -178,3 +178,34 @@ def copy_project(destination: Path) -> Path:
         else:
             shutil.copy2(source, destination / name)
     return destination
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """eagle3-patch's wheel, built once per session from a copy of this working tree (outside the checkout)."""
+    import subprocess
+    import sys
+
+    source = copy_project(tmp_path_factory.mktemp("source"))
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(source)],
+        check=True,
+    )
+    (wheel,) = dist.glob("eagle3_patch-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv outside the checkout with only the wheel (and its dependencies) installed; its bin folder.
+
+    Shared by the session: tests run commands from it but never install into it.
+    """
+    import subprocess
+    import venv
+
+    folder = tmp_path_factory.mktemp("wheel-venv")
+    venv.EnvBuilder(with_pip=True).create(folder)
+    subprocess.run([str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", str(built_wheel)], check=True)
+    return folder / "bin"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.classify import InstallReport, classify_install
-from eagle3_patch.errors import Eagle3PatchError, PartialWriteError, WriteError
+from eagle3_patch.errors import AccessError, Eagle3PatchError, LockTimeout, PartialWriteError, WriteError
 from eagle3_patch.locate import Install
 from eagle3_patch.plan import FilePlan, Plan
 from eagle3_patch.spec import PatchSpec
@@ -61,6 +61,18 @@ def write_and_reread(plan: Plan, spec: PatchSpec, *, verb: str, expect: tuple[st
         execute(plan.write)
     except PartialWriteError as exc:  # the writer says what is where; this adds the exact command to finish
         raise PartialWriteError(f"{exc.message}: `{install.command(verb)}`", path=exc.path) from exc
+    except (LockTimeout, AccessError):
+        raise
+    except WriteError as exc:
+        if verb != "apply" or exc.cause not in ("read-only", "permission"):
+            raise
+        # The case overlay exists for: capture without writing the install.
+        overlay = install.command("overlay", "--out", "DIR")
+        raise WriteError(
+            f"{exc.message}; or leave the install as it is: `{overlay}` (DIR: a writable folder outside it) "
+            "writes a package that enables the same hooks at import time",
+            path=exc.path,
+        ) from exc
     after = classify_install(plan.report.install, spec)
     if after.state not in expect:
         raise Eagle3PatchError(

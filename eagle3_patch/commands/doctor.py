@@ -54,10 +54,20 @@ def doctor(*, target: str, draft: str, sglang_root: str | None, python: str | No
     if report.state in (PATCHED, NATIVE):  # verify's static chain: hook -> flag -> forward, link by link
         static = static_level(report, spec, SourceIndex.for_spec(install.models_dir, spec))
         broken = static.detail if static.status == FAILED else None
-    pair = Pair(target_checkpoint, draft_checkpoint, release, report.state, install.command("apply"), broken)
+    pair = Pair(target_checkpoint, draft_checkpoint, release, report.state, install.command, broken)
     problems, warnings = diagnose(pair)
     launch = launch_recipe(release, target=target, draft=draft, tp=tp)
     dropped = tuple(f"sglang {release.version} has no {flag}; left out of the command" for flag in launch.dropped)
     return DoctorResult(
         install, target_checkpoint, draft_checkpoint, release, report.state, problems, warnings + dropped, launch
     )
+
+
+def launch_only(*, target: str, draft: str, sglang_root: str | None, python: str | None, tp: int | None) -> Launch:
+    """Only the launch command the installed release accepts, for paths that need not exist yet.
+
+    A Dockerfile writes its CMD with this at build time, when the checkpoints are
+    not in the image: the flags and variables follow the release installed there.
+    """
+    install = locate(sglang_root=sglang_root, python=python)
+    return launch_recipe(read_release(install), target=target, draft=draft, tp=tp)

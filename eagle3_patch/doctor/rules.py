@@ -48,7 +48,8 @@ class Pair:
     draft: Checkpoint
     release: Release
     capture_state: str
-    apply_command: str
+    #: ``eagle3-patch <words>`` for this install (its --sglang-root/--python), for the fixes printed.
+    command: Callable[..., str]
     #: Where verify's static chain breaks (patched or native installs), None when it holds.
     broken_chain: str | None = None
 
@@ -109,20 +110,20 @@ def target_rules(pair: Pair) -> Iterator[Finding]:
         yield Finding(
             "target-capture",
             f"sglang {pair.release.version} never captures aux hidden states for {arch}",
-            f"run: {pair.apply_command}",
+            f"run: {pair.command('apply')}",
         )
     elif pair.broken_chain is not None:
         yield Finding(
             "target-capture",
             f"sglang {pair.release.version} reads as {pair.capture_state}, but a capture link is missing: "
             f"{pair.broken_chain}",
-            "run `eagle3-patch verify` for the full chain; a reinstall and `eagle3-patch apply` restore it",
+            f"run `{pair.command('verify')}` for the full chain; a reinstall and `{pair.command('apply')}` restore it",
         )
     elif pair.capture_state not in ("patched", "native"):
         yield Finding(
             "target-capture",
             f"sglang {pair.release.version} is {pair.capture_state} for EAGLE-3 capture",
-            "see `eagle3-patch status` for why",
+            f"see `{pair.command('status')}` for why",
         )
     if layer_count(pair.target) is None:
         yield Finding("target-config", "no num_hidden_layers in the target's config", "use the model's own config.json")

@@ -286,12 +286,20 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
                 "cannot write (the file is read-only); nothing was changed. Make it writable "
                 "(chmod u+w) or patch at image build time",
                 path=real,
+                cause="permission",
             )
         if not os.access(real.parent, os.W_OK | os.X_OK):
+            if _read_only_file_system(real.parent):
+                raise WriteError(
+                    "cannot write (the file system is read-only); nothing was changed. Patch at image build time",
+                    path=real.parent,
+                    cause="read-only",
+                )
             raise WriteError(
                 "cannot write (its folder is not writable); nothing was changed. Run as the "
                 "install's owner or patch at image build time",
                 path=real.parent,
+                cause="permission",
             )
     if not plan.changes and not plan.remove and plan.ledger is not None and not plan.records:
         raise ValueError("a write plan needs something to do")
@@ -317,3 +325,11 @@ def _remove_bytecode(paths: Iterable[Path], *, written: bool) -> tuple[Path, ...
                 ) from exc
             removed.append(pyc)
     return tuple(removed)
+
+
+def _read_only_file_system(path: Path) -> bool:
+    """Whether ``path`` sits on a file system mounted read-only (a ``docker run --read-only`` image, say)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

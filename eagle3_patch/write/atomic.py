@@ -106,15 +106,16 @@ def fsync_directory(directory: Path) -> None:
 
 def write_error(path: Path, exc: OSError) -> WriteError:
     reason = exc.strerror or str(exc)
+    cause = ""
     if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
         hint = "free some disk space and run it again"
     elif exc.errno == errno.EROFS:
-        hint = "the file system is read-only: patch at image build time instead"
+        hint, cause = "the file system is read-only: patch at image build time instead", "read-only"
     elif exc.errno in (errno.EACCES, errno.EPERM):
-        hint = "run as the install's owner, or patch at image build time"
+        hint, cause = "run as the install's owner, or patch at image build time", "permission"
     else:
         hint = "fix the cause and run it again"
-    return WriteError(f"cannot write ({reason}); nothing was changed. {hint}", path=path)
+    return WriteError(f"cannot write ({reason}); nothing was changed. {hint}", path=path, cause=cause)
 
 
 def read_or_fail(path: Path) -> bytes:
