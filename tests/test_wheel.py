@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
 import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,7 @@ from eagle3_patch import __version__
 from eagle3_patch.fetch import extract_release, fetch_wheel
 from eagle3_patch.spec import load_spec
 from eagle3_patch.verified import anchors_version, load_verified
-from tests.conftest import REPO, copy_project
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
