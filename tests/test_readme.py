@@ -1,4 +1,4 @@
-"""The README stays true: its release matrix is the verified table, its test command is CI's."""
+"""The README and docs/ stay true: the release matrix is the verified table, the test command is CI's, links resolve."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
+DOCS = REPO / "docs"
 
 
 def test_release_matrix_matches_anchors() -> None:
@@ -71,8 +72,8 @@ def test_quick_start_patches_and_checks_a_real_release(tmp_path: Path) -> None:
     assert "patched: EAGLE-3 aux hidden-state capture is in place" in completed.stdout
 
 
-def test_readme_lists_every_cpu_workaround() -> None:
-    """The runtime proof's workarounds are named in the README, each one."""
+def test_docs_list_every_cpu_workaround() -> None:
+    """The runtime proof's workarounds are named in docs/runtime-proof.md, each one."""
     import sys
 
     sys.path.insert(0, str(REPO / "scripts"))
@@ -80,8 +81,50 @@ def test_readme_lists_every_cpu_workaround() -> None:
         import cpu_workarounds
     finally:
         sys.path.pop(0)
-    section = README.split("### Workarounds: what SGLang needs on a CPU", 1)[1].split("\n## ", 1)[0]
+    page = (DOCS / "runtime-proof.md").read_text(encoding="utf-8")
+    heading = "### Workarounds: what SGLang needs on a CPU"
+    assert heading in page, "docs/runtime-proof.md lost its workaround section"
+    section = page.split(heading, 1)[1].split("\n## ", 1)[0]
     names = [w.__name__ for w in cpu_workarounds.RUNTIME_WORKAROUNDS]
     names += [*cpu_workarounds.EXCLUDED_REQUIREMENTS, *cpu_workarounds.ADDED_REQUIREMENTS, *cpu_workarounds.ENGINE_ENV]
     missing = [name for name in names if f"`{name}" not in section]
-    assert not missing, f"README's workaround list lacks {missing}"
+    assert not missing, f"docs/runtime-proof.md's workaround list lacks {missing}"
+
+
+def test_runtime_results_table_is_kept() -> None:
+    page = (DOCS / "runtime-proof.md").read_text(encoding="utf-8")
+    table = re.search(r"<!-- runtime-results -->\n(.+?)\n<!-- /runtime-results -->", page, re.S)
+    assert table, "docs/runtime-proof.md lost its marked results table"
+    assert table.group(1).startswith("| sglang | target |"), table.group(1)[:200]
+
+
+def test_readme_is_the_front_door() -> None:
+    lines = len(README.splitlines())
+    assert lines < 300, f"README.md has {lines} lines; move depth into docs/"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    pages = sorted(DOCS.glob("*.md"))
+    assert pages, "docs/ has no pages"
+    linked = {target.split("#", 1)[0] for target in relative_links(README)}
+    unlinked = [page.name for page in pages if f"docs/{page.name}" not in linked]
+    assert not unlinked, f"README.md does not link {unlinked}"
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert text.startswith("# "), f"docs/{page.name} does not start with a title"
+        assert "../README.md" in relative_links(text), f"docs/{page.name} does not link back to the README"
+
+
+def relative_links(text: str) -> list[str]:
+    """Targets of the Markdown links in text that are not URLs or in-page anchors."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)  # links inside code blocks are not links
+    targets = re.findall(r"\[[^\]]*\]\(([^)\s]+)\)", text)
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t, re.I) and not t.startswith("#")]
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(f"docs/{p.name}" for p in DOCS.glob("*.md"))])
+def test_relative_links_point_to_existing_files(page: str) -> None:
+    path = REPO / page
+    text = path.read_text(encoding="utf-8")
+    broken = [t for t in relative_links(text) if not (path.parent / t.split("#", 1)[0]).exists()]
+    assert not broken, f"{page} links to missing files: {broken}"
