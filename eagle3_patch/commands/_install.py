@@ -61,18 +61,6 @@ def write_and_reread(plan: Plan, spec: PatchSpec, *, verb: str, expect: tuple[st
         execute(plan.write)
     except PartialWriteError as exc:  # the writer says what is where; this adds the exact command to finish
         raise PartialWriteError(f"{exc.message}: `{install.command(verb)}`", path=exc.path) from exc
-    except (LockTimeout, AccessError):
-        raise
-    except WriteError as exc:
-        if verb != "apply" or exc.cause not in ("read-only", "permission"):
-            raise
-        # The case overlay exists for: capture without writing the install.
-        overlay = install.command("overlay", "--out", "DIR")
-        raise WriteError(
-            f"{exc.message}; or leave the install as it is: `{overlay}` (DIR: a writable folder outside it) "
-            "writes a package that enables the same hooks at import time",
-            path=exc.path,
-        ) from exc
     after = classify_install(plan.report.install, spec)
     if after.state not in expect:
         raise Eagle3PatchError(
@@ -80,3 +68,16 @@ def write_and_reread(plan: Plan, spec: PatchSpec, *, verb: str, expect: tuple[st
             path=plan.report.install.models_dir,
         )
     return after
+
+
+def offer_overlay(install: Install, exc: WriteError) -> WriteError:
+    """apply could not write for want of permission or on a read-only file system: the case overlay is for."""
+    if isinstance(exc, (LockTimeout, AccessError, PartialWriteError)) or exc.cause not in ("read-only", "permission"):
+        return exc
+    overlay = install.command("overlay", "--out", "DIR")
+    return WriteError(
+        f"{exc.message}; or leave the install as it is: `{overlay}` (DIR: a writable folder outside it) "
+        "writes a package that enables the same hooks at import time",
+        path=exc.path,
+        cause=exc.cause,
+    )

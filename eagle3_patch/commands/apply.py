@@ -12,7 +12,14 @@ parse with libcst.
 from __future__ import annotations
 
 from eagle3_patch.classify import classify_install
-from eagle3_patch.commands._install import ChangeResult, orphans_left, target_folders, write_and_reread
+from eagle3_patch.commands._install import (
+    ChangeResult,
+    offer_overlay,
+    orphans_left,
+    target_folders,
+    write_and_reread,
+)
+from eagle3_patch.errors import WriteError
 from eagle3_patch.locate import locate
 from eagle3_patch.plan import plan_apply, refuse_unsupported
 from eagle3_patch.spec import load_spec
@@ -32,9 +39,12 @@ def apply(*, sglang_root: str | None, python: str | None, dry_run: bool, lock_ti
     leftovers = orphans_left(install, spec) or any(f.stale_backup for f in first.files)
     if first.state in (PATCHED, NATIVE) and not leftovers:
         return ChangeResult("apply", first, first, ())
-    with install_lock(install.package_dir, timeout=lock_timeout):
-        sweep_orphans(target_folders(install, spec))
-        report = classify_install(install, spec, earlier=first)
-        plan = plan_apply(report, spec)
-        after = write_and_reread(plan, spec, verb="apply", expect=(PATCHED, NATIVE))
+    try:
+        with install_lock(install.package_dir, timeout=lock_timeout):
+            sweep_orphans(target_folders(install, spec))
+            report = classify_install(install, spec, earlier=first)
+            plan = plan_apply(report, spec)
+            after = write_and_reread(plan, spec, verb="apply", expect=(PATCHED, NATIVE))
+    except WriteError as exc:
+        raise offer_overlay(install, exc) from exc
     return ChangeResult("apply", report, after, plan.files, removed=plan.write.remove if plan.write else ())

@@ -108,13 +108,13 @@ def write_error(path: Path, exc: OSError) -> WriteError:
     reason = exc.strerror or str(exc)
     cause = ""
     if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
-        hint = "free some disk space and run it again"
+        hint = "Free some disk space and run it again"
     elif exc.errno == errno.EROFS:
-        hint, cause = "the file system is read-only: patch at image build time instead", "read-only"
+        hint, cause = "The file system is read-only: patch at image build time instead", "read-only"
     elif exc.errno in (errno.EACCES, errno.EPERM):
-        hint, cause = "run as the install's owner, or patch at image build time", "permission"
+        hint, cause = "Run as the install's owner, or patch at image build time", "permission"
     else:
-        hint = "fix the cause and run it again"
+        hint = "Fix the cause and run it again"
     return WriteError(f"cannot write ({reason}); nothing was changed. {hint}", path=path, cause=cause)
 
 
