@@ -195,7 +195,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
 def unified_diff(file_plan: FilePlan) -> str:
     """The change as a unified diff (as libcst's codemod CLI prints it); empty when none."""
     old = file_plan.report.content or b""
-    name = str(file_plan.report.path)
+    name = _diff_name(file_plan.report.path)
     return "".join(
         difflib.unified_diff(
             decode_source(old).splitlines(keepends=True),
@@ -204,6 +204,13 @@ def unified_diff(file_plan: FilePlan) -> str:
             tofile=f"b{name}" if name.startswith("/") else f"b/{name}",
         )
     )
+
+
+def _diff_name(path: Path) -> str:
+    """The file as the diff names it: relative to the current folder when inside it (``patch -p1``,
+    ``git apply``, run from there, then find it), else absolute."""
+    here = Path.cwd()
+    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
 
 
 def reinstall_hint(report: InstallReport) -> str:

@@ -70,7 +70,7 @@ def test_dry_run_prints_diff_and_writes_nothing(runner: CliRunner, site: Path) -
     assert result.exit_code == EXIT_OK
     assert "+    def set_eagle3_layers_to_capture(self, layers_to_capture):" in result.stdout
     assert "+    # [EAGLE3-PATCH] decoder-v2:" in result.stdout
-    assert "dry run: nothing was written" in result.stdout
+    assert "dry run: nothing was written" in result.stderr and "dry run" not in result.stdout
     assert snapshot(site) == before
 
 
@@ -217,7 +217,7 @@ def test_no_intact_original_refuses_revert_with_reinstall_hint(runner: CliRunner
     before = snapshot(site)
     result = run_cli(runner, "revert", "--force", "--sglang-root", str(site))
     assert result.exit_code == EXIT_DRIFT
-    assert "pip install --force-reinstall --no-deps sglang==0.5.21" in result.stderr
+    assert f"pip install --upgrade --target {site} --force-reinstall --no-deps sglang==0.5.21" in result.stderr
     assert snapshot(site) == before
 
 
@@ -244,7 +244,7 @@ def test_truncated_ledger_and_backup_with_an_edit_refuse_with_the_reinstall_hint
     before = snapshot(site)
     result = run_cli(runner, "revert", "--force", "--sglang-root", str(site))
     assert result.exit_code == EXIT_DRIFT
-    assert "pip install --force-reinstall --no-deps sglang==0.5.21" in result.stderr
+    assert f"pip install --upgrade --target {site} --force-reinstall --no-deps sglang==0.5.21" in result.stderr
     assert snapshot(site) == before
 
 
@@ -707,3 +707,72 @@ def test_a_partial_write_names_the_command_that_finishes_the_job(
     code, payload = run_json(runner, "apply", "--sglang-root", str(site))
     assert code == EXIT_CANNOT_WRITE and payload["state"] == "partly-written"
     assert payload["error"].endswith(f"to finish: `eagle3-patch apply --sglang-root {site}`")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--json", "--bogus"],
+        ["apply", "--json", "--lock-timeout", "-1"],
+        ["overlay", "--json"],
+        ["doctor", "--json", "--draft", "d"],
+        ["pins", "--json", "--no-such-flag"],
+    ],
+    ids=["unknown option", "bad value", "missing --out", "missing --target", "pins"],
+)
+def test_json_usage_errors_print_the_usage_error_object(args: list[str]) -> None:
+    """click's own errors too: one object on stdout, exit 2, click's text still on stderr."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "eagle3_patch", *args], capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 2
+    payload = json.loads(completed.stdout)
+    assert payload == {"command": args[0], "state": "usage-error", "exit_code": 2, "error": payload["error"]}
+    assert payload["error"] and payload["error"] in completed.stderr
+
+
+def test_help_lists_every_exit_code_and_every_option_has_help() -> None:
+    import click
+
+    from eagle3_patch import errors
+    from eagle3_patch.cli import cli
+
+    helped = CliRunner().invoke(cli, ["--help"])
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")} | {130, 143}
+    listed = {int(line.split()[0]) for line in helped.output.splitlines() if line.strip()[:1].isdigit()}
+    assert codes <= listed, f"--help lacks exit codes {sorted(codes - listed)}"
+    bare = [
+        f"{name} {param.opts[0]}"
+        for name, command in cli.commands.items()
+        for param in command.params
+        if isinstance(param, click.Option) and not param.help
+    ]
+    assert not bare, f"options without help text: {bare}"
+
+
+def test_dry_run_output_is_a_patch_that_patch_and_git_apply_take(release_site, tmp_path: Path) -> None:
+    """`apply --dry-run > x.patch` holds only the diff; from the install's folder it applies as apply would."""
+    site = release_site("0.5.21")
+    by_patch, by_git, by_tool = (tmp_path / name for name in ("by-patch", "by-git", "by-tool"))
+    for copy in (by_patch, by_git, by_tool):
+        shutil.copytree(site, copy)
+    patch_file = tmp_path / "x.patch"
+    with patch_file.open("wb") as stdout:
+        dry = subprocess.run(
+            [sys.executable, "-m", "eagle3_patch", "apply", "--dry-run", "--sglang-root", "."],
+            cwd=by_patch,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert dry.returncode == 0 and b"dry run: nothing was written" in dry.stderr
+    text = patch_file.read_text()
+    assert text.startswith("--- a/sglang/srt/models/qwen3_5.py\n"), text[:200]
+    assert all(line[:1] in ("-", "+", "@", " ") for line in text.splitlines()), "only the diff on stdout"
+    subprocess.run(["patch", "-p1", "--quiet", "-i", str(patch_file)], cwd=by_patch, check=True)
+    subprocess.run(["git", "apply", str(patch_file)], cwd=by_git, check=True)
+    subprocess.run([sys.executable, "-m", "eagle3_patch", "apply", "--sglang-root", "."], cwd=by_tool, check=True)
+    for name in ("qwen3_5.py", "qwen3_5_text.py"):
+        expected = (models(by_tool) / name).read_bytes()
+        assert (models(by_patch) / name).read_bytes() == expected
+        assert (models(by_git) / name).read_bytes() == expected

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import MakeInstall
@@ -13,10 +15,10 @@ from tests.conftest import MakeInstall
 ESCAPE = b"\x1b["
 
 
-def in_terminal(args: list[str], *, no_color: bool) -> tuple[int, bytes]:
+def in_terminal(args: list[str], *, no_color: bool, columns: int = 200) -> tuple[int, bytes]:
     """Run the CLI with a pseudo-terminal as stdout and stderr."""
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    env.update({"TERM": "xterm-256color", "COLUMNS": "200"})
+    env.update({"TERM": "xterm-256color", "COLUMNS": str(columns)})
     if no_color:
         env["NO_COLOR"] = "1"
     leader, follower = pty.openpty()
@@ -68,3 +70,52 @@ def test_quiet_prints_only_errors(make_install: MakeInstall, tmp_path: Path) -> 
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
     missing = piped(["check", "--quiet", "--sglang-root", str(tmp_path / "nothing")])
     assert missing.returncode == 5 and missing.stdout == b"" and b"no SGLang here" in missing.stderr
+
+
+def screen_lines(output: bytes) -> list[str]:
+    """What a terminal shows, line by line, without colour codes."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", output.decode())
+    return [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+
+
+def test_status_at_80_columns_keeps_whole_class_names(release_site: Callable[[str], Path]) -> None:
+    """tmux's 80x24: the detail column wraps, the file, class and state columns stay whole."""
+    site = release_site("0.5.21")
+    code, output = in_terminal(["status", "--sglang-root", str(site)], no_color=False, columns=80)
+    assert code == 0
+    lines = screen_lines(output)
+    assert all(len(line) <= 80 or len(line.split()) == 1 for line in lines), lines  # a long path stays whole
+    shown = "\n".join(lines)
+    for name in (
+        "Qwen3_5ForCausalLM",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForConditionalGeneration",
+        "qwen3_5_text.py",
+    ):
+        assert re.search(rf"(^|\s){name}(\s|$)", shown, re.M), f"{name} not shown whole:\n{shown}"
+    assert "…" not in shown
+
+
+def test_long_lines_on_a_terminal_break_at_spaces(release_site: Callable[[str], Path]) -> None:
+    """verify's failed checks and doctor's problems: the same words as piped, each whole, within 80 columns."""
+    site = release_site("0.5.21")
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures" / "doctor"
+    for args in (
+        ["verify", "--sglang-root", str(site)],
+        [
+            "doctor",
+            "--target",
+            str(fixtures / "target"),
+            "--draft",
+            str(fixtures / "draft"),
+            "--sglang-root",
+            str(site),
+        ],
+    ):
+        _, output = in_terminal(args, no_color=True, columns=80)
+        lines = screen_lines(output)
+        assert all(len(line) <= 80 or len(line.split()) == 1 for line in lines), lines
+        flat = piped(args)
+        assert " ".join(lines).split() == (flat.stdout + flat.stderr).decode().split() or sorted(
+            " ".join(lines).split()
+        ) == sorted((flat.stdout + flat.stderr).decode().split()), args
