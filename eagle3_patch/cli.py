@@ -222,8 +222,8 @@ def doctor_command(
     from eagle3_patch.commands import doctor as command
 
     if launch_only:
-        call = partial(command.launch_only, target=target, draft=draft, sglang_root=sglang_root, python=python, tp=tp)
-        _run(call, render.show_launch, **out)
+        only = partial(command.launch_only, target=target, draft=draft, sglang_root=sglang_root, python=python, tp=tp)
+        _run(only, render.show_launch, **out)
         return
     call = partial(command.doctor, target=target, draft=draft, sglang_root=sglang_root, python=python, tp=tp)
     _run(call, render.show_doctor, **out)
