@@ -9,11 +9,12 @@ what happened. A tmpfs is mounted for each test (skipped where mounting is refus
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,26 +133,45 @@ def _levels(site: Path, originals: dict[str, bytes], step: int) -> list[int]:
     return list(range(0, needed + step, step))
 
 
+def _sweep(disk: Path, release: Path, trial: Callable[[int], str]) -> list[str]:
+    """The outcome at fill levels from a full disk to enough: every 64 KiB, then every 8 KiB inside each
+    64 KiB interval whose two ends differ, so each place where the behaviour switches (nothing changed,
+    rolled back, ok) is still tested at 8 KiB resolution, as the full 8 KiB sweep did, in half the runs.
+    The outcome only moves one way as free space grows, so a window cannot hide between equal ends."""
+    coarse = _levels(*_prepare(disk, release), 64 * 1024)
+    outcomes = {leave: trial(leave) for leave in coarse}
+    for low, high in itertools.pairwise(coarse):
+        if outcomes[low] != outcomes[high]:
+            outcomes.update({leave: trial(leave) for leave in range(low + 8192, high, 8192)})
+    return [outcomes[leave] for leave in sorted(outcomes)]
+
+
 def test_apply_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
     release = release_site("0.5.21")  # type: ignore[operator]
-    outcomes = []
-    for leave in _levels(*_prepare(disk, release), 8192):
+
+    def trial(leave: int) -> str:
         site, originals = _prepare(disk, release)
         _fill(disk, leave)
-        outcomes.append(_assert_nothing_lost(site, disk, originals, originals, run(site, "apply")))
+        outcome = _assert_nothing_lost(site, disk, originals, originals, run(site, "apply"))
         _finish_and_revert(site, disk, originals)
+        return outcome
+
+    outcomes = _sweep(disk, release, trial)
     assert {"ok", "nothing changed", "rolled back"} <= set(outcomes), outcomes
 
 
 def test_revert_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
     release = release_site("0.5.21")  # type: ignore[operator]
-    outcomes = []
-    for leave in _levels(*_prepare(disk, release), 8192):
+
+    def trial(leave: int) -> str:
         site, originals = _prepare(disk, release)
         assert run(site, "apply").returncode == EXIT_OK
         patched = {n: (models(site) / n).read_bytes() for n in TARGETS}
         _fill(disk, leave)
-        outcomes.append(_assert_nothing_lost(site, disk, originals, patched, run(site, "revert")))
+        outcome = _assert_nothing_lost(site, disk, originals, patched, run(site, "revert"))
         _finish_and_revert(site, disk, originals)
+        return outcome
+
+    outcomes = _sweep(disk, release, trial)
     # Revert relinks the originals: the space it needs is RECORD's, written first; never a partial write.
     assert "ok" in outcomes and "partly written" not in outcomes, outcomes

@@ -189,9 +189,11 @@ def _start_many(site: Path, verbs: list[str]) -> list[subprocess.Popen[str]]:
     ]
 
 
-def test_sixteen_concurrent_applies_twenty_rounds(install: tuple) -> None:
+def test_sixteen_concurrent_applies(install: tuple) -> None:
+    """16 processes race to apply, 6 rounds (20 once): with the lock made a no-op the first round
+    already fails (measured), so the later rounds repeat the race rather than widen it."""
     site, pristine, patched = install
-    for _ in range(20):
+    for _ in range(6):
         processes = _start_many(site, ["apply"] * 16)
         outputs = [(p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in processes]
         assert all(code == EXIT_OK for code, _ in outputs), outputs
