@@ -40,7 +40,7 @@ def _run(call: Callable[[], Result], show: Callable[[Output, Result], int], *, a
     ctx.exit(show(out, result))
 
 
-_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema in the README).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object (schema: docs/json.md).")
 _QUIET = click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (the exit code says it).")
 _PYTHON = click.option(
     "--python",

@@ -218,7 +218,11 @@ def reinstall_hint(report: InstallReport) -> str:
     install = report.install
     if install.layout in ("checkout", "editable"):
         clone = install.package_dir.parent.parent
-        files = [str(f.path.relative_to(clone)) for f in report.files if f.path.is_relative_to(clone)]
+        files = [
+            str(f.path.relative_to(clone))
+            for f in report.files
+            if f.content is not None and f.path.is_relative_to(clone)
+        ]
         return shlex.join(("git", "-C", str(clone), "checkout", "--", *files))
     pin = f"sglang=={install.version}" if install.version != "unknown" else "sglang==<your version>"
     return install.pip_install("--force-reinstall", "--no-deps", pin)

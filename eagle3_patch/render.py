@@ -329,7 +329,7 @@ def report_payload(
     exit_code: int = EXIT_OK,
     dry_run: bool = False,
 ) -> dict[str, Any]:
-    """The --json object of every command that classifies an install (schema in the README)."""
+    """The --json object of every command that classifies an install (schema: docs/json.md)."""
     changed = changed or set()
     install = report.install
     return {

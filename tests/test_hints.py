@@ -16,6 +16,7 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import venv
@@ -181,3 +182,24 @@ def test_a_read_only_refusal_names_the_overlay_for_that_install(tmp_path: Path) 
         assert (tmp_path / "overlay" / "eagle3_overlay" / "__init__.py").is_file()
     finally:
         subprocess.run(["umount", str(models)], check=False)
+
+
+def test_the_reinstall_hint_for_a_source_checkout_is_gits_copy(make_install, tmp_path: Path) -> None:
+    """A clone has no wheel to reinstall: the hint restores the files from git, in that clone."""
+    clone = tmp_path / "sglang-clone"
+    (clone / "python").mkdir(parents=True)
+    (clone / "python" / "pyproject.toml").write_text('[project]\nname = "sglang"\nversion = "0.5.21"\n')
+    make_install("capture_no_hook", name="built")
+    shutil.copytree(tmp_path / "built" / "sglang", clone / "python" / "sglang")
+    git = ("git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@example.com")
+    subprocess.run(["git", "init", "-q", str(clone)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "sglang"], check=True)
+    target = clone / "python" / "sglang" / "srt" / "models" / "qwen3_5.py"
+    pristine = target.read_bytes()
+    root = ("--sglang-root", str(clone))
+    assert shell(harvest(eagle3("check", *root).stdout)[0]).returncode == 0 and target.read_bytes() != pristine
+    target.write_bytes(target.read_bytes() + b"\n# an edit after the patch\n")
+    hints = harvest(eagle3("check", *root).stderr)
+    assert hints[1] == shlex.join(("git", "-C", str(clone), "checkout", "--", "python/sglang/srt/models/qwen3_5.py"))
+    assert shell(hints[1]).returncode == 0 and target.read_bytes() == pristine
