@@ -117,9 +117,11 @@ def locate_python(python: str) -> Install:
 def _from_probe(answer: dict[str, str | None], *, found_by: str) -> Install:
     package_dir = answer.get("package_dir")
     if not package_dir:
+        interpreter = answer.get("python")
+        pip = shlex.join((interpreter, "-m", "pip")) if interpreter else "pip"
         raise NotFoundError(
-            f"sglang is not installed for {answer.get('python') or found_by}; install it "
-            "(pip install sglang==X) or point at it with --sglang-root DIR or --python PATH"
+            f"sglang is not installed for {interpreter or found_by}; install it "
+            f"({pip} install sglang==X) or point at it with --sglang-root DIR or --python PATH"
         )
     package = Path(package_dir)
     dist_info_text = answer.get("dist_info")
