@@ -32,9 +32,27 @@ if ((${#missing[@]})); then
     rm -rf "$apt_tmp"
 fi
 
+live_dockerd() {  # the pid file names a dockerd that is running (not a zombie, not a reused pid)
+    local pid
+    pid=$(cat /var/run/docker.pid 2>/dev/null) || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] && [ "$(awk '{print $3}' "/proc/$pid/stat")" != Z ]
+}
+
 if ! timeout 10 docker info >/dev/null 2>&1; then
-    if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
-        rm -f /var/run/docker.pid  # left by a killed daemon; dockerd refuses to start beside it
+    if live_dockerd; then  # starting up, or stuck: give it a minute, then replace it
+        for _ in $(seq 60); do timeout 10 docker info >/dev/null 2>&1 && break; sleep 1; done
+        timeout 10 docker info >/dev/null 2>&1 || kill -9 "$(cat /var/run/docker.pid)" 2>/dev/null || true
+        sleep 1
+    fi
+fi
+if ! timeout 10 docker info >/dev/null 2>&1; then
+    # A pid file left by a killed daemon makes dockerd refuse to start, and the
+    # containerd that daemon started would keep the socket the new one needs.
+    if ! live_dockerd; then
+        rm -f /var/run/docker.pid
+        pkill -9 -f /var/run/docker/containerd/containerd.toml 2>/dev/null && sleep 1 || true
+        # Its pid file too: a killed process nobody reaps still answers kill -0, and dockerd would wait on it.
+        rm -f /var/run/docker/containerd/containerd.pid
     fi
     say "starting dockerd (log: $STATE/dockerd.log)"
     setsid dockerd --pidfile /var/run/docker.pid >>"$STATE/dockerd.log" 2>&1 </dev/null &
