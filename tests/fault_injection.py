@@ -9,7 +9,10 @@ Reads three variables, so a test can start real processes and kill, signal or ra
 - ``EAGLE3_PATCH_TEST_KILL_AFTER=STEP[:N]``: SIGKILL this process right after the
   N-th (default first) time the writer finishes STEP;
 - ``EAGLE3_PATCH_TEST_KILL_SIGNAL=SIGTERM``: send that signal instead of SIGKILL
-  (what Ctrl-C, ``docker build`` cancelling or a CI timeout send).
+  (what Ctrl-C, ``docker build`` cancelling or a CI timeout send);
+- ``EAGLE3_PATCH_TEST_START_GATE=FOLDER``: once Python and the CLI are imported,
+  create ``FOLDER/ready-<pid>`` and wait until ``FOLDER/go`` exists, so a test
+  can release many processes into the command at the same instant (``release``).
 
 The product has no such code: ``eagle3_patch.write`` only calls the step
 callback it is given; this launcher hands it one.
@@ -22,12 +25,33 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from eagle3_patch import write
 
 STEP_DELAY_ENV = "EAGLE3_PATCH_TEST_STEP_DELAY"
 KILL_AFTER_ENV = "EAGLE3_PATCH_TEST_KILL_AFTER"
 KILL_SIGNAL_ENV = "EAGLE3_PATCH_TEST_KILL_SIGNAL"
+START_GATE_ENV = "EAGLE3_PATCH_TEST_START_GATE"
+GO = "go"
+
+
+def wait_at_gate(folder: str) -> None:
+    """Say this process is ready, then wait for the test to open the gate."""
+    gate = Path(folder)
+    (gate / f"ready-{os.getpid()}").touch()
+    while not (gate / GO).exists():
+        time.sleep(0.001)
+
+
+def release(folder: Path, processes: int, timeout: float = 120) -> None:
+    """Wait until ``processes`` launchers wait at the gate in ``folder``, then let them all go at once."""
+    deadline = time.monotonic() + timeout
+    while len(list(folder.glob("ready-*"))) < processes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(list(folder.glob('ready-*')))} of {processes} processes reached the gate")
+        time.sleep(0.01)
+    (folder / GO).touch()
 
 
 def injector() -> write.StepCallback:
@@ -54,6 +78,8 @@ def main() -> int:
     write.install_lock = functools.partial(write.install_lock, on_step=on_step)  # type: ignore[assignment]
     from eagle3_patch.cli import main as cli_main
 
+    if os.environ.get(START_GATE_ENV):
+        wait_at_gate(os.environ[START_GATE_ENV])
     sys.argv[0] = "eagle3-patch"
     return cli_main()
 
