@@ -177,6 +177,7 @@ def _sweep(needed: int, at_level: Callable[[int], Outcome], coarse: int = 64 * 1
     return [outcomes[level][0] for level in sorted(outcomes)]
 
 
+@pytest.mark.slow
 def test_apply_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
     release = release_site("0.5.21")  # type: ignore[operator]
 
@@ -193,6 +194,7 @@ def test_apply_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, releas
     assert {"ok", "nothing changed", "rolled back"} <= set(outcomes), outcomes
 
 
+@pytest.mark.slow
 def test_revert_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
     release = release_site("0.5.21")  # type: ignore[operator]
 
