@@ -28,7 +28,7 @@ from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME
 from eagle3_patch.states import PATCHED, UNPATCHED
 from eagle3_patch.write import LOCK_NAME, TEMP_SUFFIX
 from tests.conftest import FIXTURES, REPO, MakeInstall, classify_site, patch_site
-from tests.fault_injection import KILL_AFTER_ENV, START_GATE_ENV, STEP_DELAY_ENV, release
+from tests.fault_injection import KILL_AFTER_ENV, START_GATE_ENV, STEP_DELAY_ENV, gate
 
 TARGETS = ("qwen3_5.py", "qwen3_5_text.py")
 
@@ -183,16 +183,18 @@ def test_orphaned_temp_files_are_swept_on_the_next_run(install: tuple) -> None:
 # --- concurrency and locks ---
 
 
-def _start_many(site: Path, verbs: list[str], gate: Path) -> list[subprocess.Popen[str]]:
+def _start_many(site: Path, verbs: list[str], folder: Path) -> list[subprocess.Popen[str]]:
     """Start one CLI process per verb, hold each at a gate until all are started, then release them together."""
-    gate.mkdir()
-    env = {**os.environ, START_GATE_ENV: str(gate)}
-    processes = [
-        subprocess.Popen(command(site, verb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for verb in verbs
-    ]
+    env = {**os.environ, START_GATE_ENV: str(folder)}
+    processes: list[subprocess.Popen[str]] = []
     try:
-        release(gate, len(processes))
+        with gate(folder, len(verbs)):
+            for verb in verbs:
+                processes.append(
+                    subprocess.Popen(
+                        command(site, verb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+                    )
+                )
     except BaseException:
         for process in processes:
             process.kill()
