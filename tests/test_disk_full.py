@@ -70,7 +70,7 @@ def _prepare(disk: Path, release: Path) -> tuple[Path, dict[str, bytes]]:
     shutil.copytree(release, site)
     (disk / "cache").mkdir()
     # pip's RECORD, cut to the model files' lines: the real one (590 kB) would only move the
-    # interesting fill levels up, and 8 KiB steps through it would take minutes.
+    # interesting fill levels up, and the sweep through it would take longer.
     record = next(site.glob("sglang-*.dist-info")) / "RECORD"
     lines = record.read_text().splitlines(keepends=True)
     record.write_text(
@@ -121,57 +121,109 @@ def _finish_and_revert(site: Path, disk: Path, originals: dict[str, bytes]) -> N
     assert leftovers(site) == []
 
 
-def _levels(site: Path, originals: dict[str, bytes], step: int) -> list[int]:
-    """From a full disk to room for copies of everything, every ``step`` bytes.
+def _needed(site: Path, originals: dict[str, bytes]) -> int:
+    """Room for copies of everything: the fill level where nothing can run out of space any more.
 
-    8 KiB steps always land in the window where the first file is replaced and the
-    second does not fit, whatever the records cost (backups are copies or links;
-    pip's RECORD is rewritten to list our files).
+    (Backups are copies or links; pip's RECORD is rewritten to list our files.)
     """
     record = next(site.glob("sglang-*.dist-info")) / "RECORD"
-    needed = 2 * sum(len(data) for data in originals.values()) + record.stat().st_size + 64 * 1024
-    return list(range(0, needed + step, step))
+    return 2 * sum(len(data) for data in originals.values()) + record.stat().st_size + 64 * 1024
 
 
-def _sweep(disk: Path, release: Path, trial: Callable[[int], str]) -> list[str]:
-    """The outcome at fill levels from a full disk to enough: every 64 KiB, then every 8 KiB inside each
-    64 KiB interval whose two ends differ, so each place where the behaviour switches (nothing changed,
-    rolled back, ok) is still tested at 8 KiB resolution, as the full 8 KiB sweep did, in half the runs.
-    The outcome only moves one way as free space grows, so a window cannot hide between equal ends."""
-    coarse = _levels(*_prepare(disk, release), 64 * 1024)
-    outcomes = {leave: trial(leave) for leave in coarse}
-    for low, high in itertools.pairwise(coarse):
-        if outcomes[low] != outcomes[high]:
-            outcomes.update({leave: trial(leave) for leave in range(low + 8192, high, 8192)})
-    return [outcomes[leave] for leave in sorted(outcomes)]
+Outcome = tuple[str, str, tuple[str, ...]]
 
 
+def _outcome(label: str, site: Path, before: dict[str, bytes], completed: subprocess.CompletedProcess[str]) -> Outcome:
+    """What a run at one fill level did: the label, the file it failed on, the targets it left changed."""
+    failed_on = "" if completed.returncode == EXIT_OK else json.loads(completed.stdout)["error"].split(":", 1)[0]
+    changed = tuple(n for n in TARGETS if (models(site) / n).read_bytes() != before[n])
+    return label, Path(failed_on).name, changed
+
+
+def _sweep(needed: int, at_level: Callable[[int], Outcome], coarse: int = 64 * 1024, fine: int = 8192) -> list[str]:
+    """Run ``at_level`` from a full disk (0 free) to ``needed``: coarsely, then finely wherever the outcome changes.
+
+    Every ``coarse`` bytes first; then each interval whose two ends differ in
+    outcome (exit code and message, the file the run failed on, the targets left
+    changed) is halved, down to ``fine`` bytes, keeping each half whose ends still
+    differ. So every place where the outcome switches is pinned to two levels
+    ``fine`` bytes apart, both run (the last level that fails one way and the
+    first that does not), as a sweep of every ``fine`` step would; the levels in
+    between, where the outcome is the same at both ends, are left out. That is
+    sound because the writer writes in a fixed order, each write needing more
+    room, so more free space only ever moves a run on to a later outcome: a
+    narrow window of its own (the first target replaced, the second not fitting,
+    about one small file wide) lies between two different outcomes and is found.
+    Returns the labels of all levels run.
+    """
+    outcomes: dict[int, Outcome] = {}
+
+    def run_at(level: int) -> Outcome:
+        if level not in outcomes:
+            outcomes[level] = at_level(level)
+        return outcomes[level]
+
+    levels = list(range(0, needed + coarse, coarse))
+    pending = list(itertools.pairwise(levels))
+    for level in levels:
+        run_at(level)
+    while pending:
+        low, high = pending.pop()
+        if high - low <= fine or run_at(low) == run_at(high):
+            continue
+        middle = low + (high - low) // 2 // fine * fine
+        run_at(middle)
+        pending += [(low, middle), (middle, high)]
+    return [outcomes[level][0] for level in sorted(outcomes)]
+
+
+@pytest.mark.slow
 def test_apply_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
     release = release_site("0.5.21")  # type: ignore[operator]
 
-    def trial(leave: int) -> str:
+    def at_level(leave: int) -> Outcome:
         site, originals = _prepare(disk, release)
         _fill(disk, leave)
-        outcome = _assert_nothing_lost(site, disk, originals, originals, run(site, "apply"))
+        completed = run(site, "apply")
+        label = _assert_nothing_lost(site, disk, originals, originals, completed)
+        outcome = _outcome(label, site, originals, completed)
         _finish_and_revert(site, disk, originals)
         return outcome
 
-    outcomes = _sweep(disk, release, trial)
+    outcomes = _sweep(_needed(*_prepare(disk, release)), at_level)
     assert {"ok", "nothing changed", "rolled back"} <= set(outcomes), outcomes
 
 
+@pytest.mark.slow
 def test_revert_on_a_full_disk_never_loses_a_hotfixed_original(disk: Path, release_site: object) -> None:
     release = release_site("0.5.21")  # type: ignore[operator]
 
-    def trial(leave: int) -> str:
+    def at_level(leave: int) -> Outcome:
         site, originals = _prepare(disk, release)
         assert run(site, "apply").returncode == EXIT_OK
         patched = {n: (models(site) / n).read_bytes() for n in TARGETS}
         _fill(disk, leave)
-        outcome = _assert_nothing_lost(site, disk, originals, patched, run(site, "revert"))
+        completed = run(site, "revert")
+        label = _assert_nothing_lost(site, disk, originals, patched, completed)
+        outcome = _outcome(label, site, patched, completed)
         _finish_and_revert(site, disk, originals)
         return outcome
 
-    outcomes = _sweep(disk, release, trial)
+    outcomes = _sweep(_needed(*_prepare(disk, release)), at_level)
     # Revert relinks the originals: the space it needs is RECORD's, written first; never a partial write.
     assert "ok" in outcomes and "partly written" not in outcomes, outcomes
+
+
+def test_the_sweep_pins_every_switch_to_the_fine_step() -> None:
+    """A window narrower than the coarse step, between two coarse levels, is found and bounded at 8 KiB."""
+    window = range(139264, 147456 + 1)  # two 8 KiB levels, both off the 64 KiB grid
+
+    def at_level(leave: int) -> Outcome:
+        label = "nothing changed" if leave < window.start else "rolled back" if leave in window else "ok"
+        return label, "", ()
+
+    run_levels: list[int] = []
+    labels = _sweep(320 * 1024, lambda leave: run_levels.append(leave) or at_level(leave))
+    assert labels.count("rolled back") == 2
+    assert {131072, 139264, 147456, 155648} <= set(run_levels), "both sides of each switch, 8 KiB apart"
+    assert len(run_levels) < 40 // 2, "far fewer runs than every 8 KiB step"

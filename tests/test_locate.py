@@ -102,14 +102,20 @@ def test_unrunnable_interpreter_is_not_found(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def real_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtual environment made with ``python -m venv``; its interpreter's path."""
+    """A virtual environment made with ``python -m venv --without-pip``; its interpreter's path.
+
+    No pip of its own (ensurepip costs seconds): ``pip`` runs this interpreter's pip into it.
+    """
     folder = tmp_path_factory.mktemp("venv")
-    venv.EnvBuilder(with_pip=True).create(folder)
+    venv.EnvBuilder(with_pip=False).create(folder)
     return folder / "bin" / "python"
 
 
 def pip(python: Path, *args: str) -> None:
-    subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True)
+    """pip, installing into the venv of ``python`` (``--python``, pip >= 22.3)."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", "-q", *args], check=True
+    )
 
 
 @pytest.mark.slow

@@ -63,11 +63,13 @@ def uv() -> Path:
     return binary
 
 
+@pytest.mark.slow
 def test_pip_uninstall_after_apply_leaves_nothing_and_reinstall_starts_clean(tmp_path: Path, wheel: Path) -> None:
+    """A venv of its own (it uninstalls), made without pip: this interpreter's pip installs into it (``--python``)."""
     environment = tmp_path / "venv"
-    venv.create(environment, with_pip=True)
+    venv.create(environment, with_pip=False)
     python = environment / "bin" / "python"
-    pip = [str(python), "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check", "--quiet"]
     subprocess.run([*pip, "install", "--no-deps", "--no-index", str(wheel)], check=True, timeout=600)
     site = _site_packages(environment)
     applied = _tool("apply", "--python", str(python))

@@ -28,7 +28,7 @@ from eagle3_patch.ledger import BACKUP_SUFFIX, LEDGER_NAME
 from eagle3_patch.states import PATCHED, UNPATCHED
 from eagle3_patch.write import LOCK_NAME, TEMP_SUFFIX
 from tests.conftest import FIXTURES, REPO, MakeInstall, classify_site, patch_site
-from tests.fault_injection import KILL_AFTER_ENV, STEP_DELAY_ENV
+from tests.fault_injection import KILL_AFTER_ENV, START_GATE_ENV, STEP_DELAY_ENV, gate
 
 TARGETS = ("qwen3_5.py", "qwen3_5_text.py")
 
@@ -145,6 +145,7 @@ def _kill_loop(site: Path, pristine: dict[str, bytes], patched: dict[str, bytes]
     return made
 
 
+@pytest.mark.slow
 def test_sigkill_loop_at_random_moments(install: tuple, tmp_path: Path) -> None:
     """200 SIGKILLs at random moments of apply and revert: never a torn file, always recoverable.
 
@@ -182,19 +183,41 @@ def test_orphaned_temp_files_are_swept_on_the_next_run(install: tuple) -> None:
 # --- concurrency and locks ---
 
 
-def _start_many(site: Path, verbs: list[str]) -> list[subprocess.Popen[str]]:
-    return [
-        subprocess.Popen(command(site, verb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for verb in verbs
-    ]
+def _start_many(site: Path, verbs: list[str], folder: Path) -> list[subprocess.Popen[str]]:
+    """Start one CLI process per verb, hold each at a gate until all are started, then release them together."""
+    env = {**os.environ, START_GATE_ENV: str(folder)}
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        with gate(folder, len(verbs)):
+            for verb in verbs:
+                processes.append(
+                    subprocess.Popen(
+                        command(site, verb), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+                    )
+                )
+    except BaseException:
+        for process in processes:
+            process.kill()
+        raise
+    return processes
 
 
-def test_sixteen_concurrent_applies(install: tuple) -> None:
-    """16 processes race to apply, 6 rounds (20 once): with the lock made a no-op the first round
-    already fails (measured), so the later rounds repeat the race rather than widen it."""
+@pytest.mark.slow
+def test_sixteen_concurrent_applies_five_rounds(install: tuple, tmp_path: Path) -> None:
+    """16 applies released at the same instant, five times: exactly one writes, the install stays whole.
+
+    Each round's 16 processes wait at a gate (``tests/fault_injection.py``) after
+    Python and the CLI are loaded, and enter the command together, so all 16 race
+    for the lock and for the first read of the files in every round. Started one
+    after another without a gate, most of them found the work already done, which
+    is why 20 rounds were once needed to get enough real races; five gated rounds
+    give 80 processes that all contend. Without the lock, several processes of a
+    round read the files unpatched and write (more than one writer, or a torn or
+    doubly patched file), which fails the round.
+    """
     site, pristine, patched = install
-    for _ in range(6):
-        processes = _start_many(site, ["apply"] * 16)
+    for round_ in range(5):
+        processes = _start_many(site, ["apply"] * 16, tmp_path / f"gate-{round_}")
         outputs = [(p.wait(timeout=120), p.stdout.read() if p.stdout else "") for p in processes]
         assert all(code == EXIT_OK for code, _ in outputs), outputs
         writers = [out for _, out in outputs if any(f["changed"] for f in json.loads(out)["files"])]
@@ -205,12 +228,18 @@ def test_sixteen_concurrent_applies(install: tuple) -> None:
         assert run(site, "revert").returncode == EXIT_OK
 
 
-def test_concurrent_mix_of_apply_and_revert(install: tuple) -> None:
+@pytest.mark.slow
+def test_concurrent_mix_of_apply_and_revert(install: tuple, tmp_path: Path) -> None:
+    """16 random applies and reverts released together (a gate, as above), four rounds: never a torn install.
+
+    The gate makes every process of a round contend, so four rounds do what six
+    staggered ones did.
+    """
     site, pristine, patched = install
     randomness = random.Random(7)
-    for _ in range(6):
+    for round_ in range(4):
         verbs = [randomness.choice(["apply", "revert"]) for _ in range(16)]
-        processes = _start_many(site, verbs)
+        processes = _start_many(site, verbs, tmp_path / f"gate-{round_}")
         results = [
             (verb, p.wait(timeout=120), p.stdout.read() if p.stdout else "")
             for verb, p in zip(verbs, processes, strict=True)
