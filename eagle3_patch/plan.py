@@ -59,11 +59,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     """What apply writes: every unpatched or older block patched, validated, backed up."""
     refuse_unsupported(report)
     if report.state == DRIFTED:
-        raise DriftError(
-            f"{report.reason}; nothing was changed. Run `{report.install.command('revert', '--force')}` to restore "
-            f"the original (your version is kept as *{EDITED_SUFFIX}), or reinstall: "
-            f"{reinstall_hint(report)}"
-        )
+        raise DriftError(f"{report.reason}; nothing was changed. {drift_next_step(report)}")
     files = []
     changes = []
     entries = {e.name: e for e in report.ledger.entries} if report.ledger else {}
@@ -211,6 +207,14 @@ def _diff_name(path: Path) -> str:
     ``git apply``, run from there, then find it), else absolute."""
     here = Path.cwd()
     return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
+
+
+def drift_next_step(report: InstallReport) -> str:
+    """What to run on a drifted install, as apply, check and status say it."""
+    return (
+        f"Run `{report.install.command('revert', '--force')}` to restore the original (your version is kept "
+        f"as *{EDITED_SUFFIX}), or reinstall: {reinstall_hint(report)}"
+    )
 
 
 def reinstall_hint(report: InstallReport) -> str:

@@ -68,8 +68,8 @@ def show_launch(out: Output, launch: Launch) -> int:
         out.emit_json({"command": "doctor", "exit_code": EXIT_OK, "launch": _launch_payload(launch)})
     else:
         out.value(launch.command)
-    for flag in launch.dropped:
-        out.note(f"warning: this sglang has no {flag}; left out of the command")
+    for warning in launch.warnings:
+        out.note(f"warning: {warning}")
     return EXIT_OK
 
 
@@ -139,7 +139,7 @@ def show_change(out: Output, result: ChangeResult) -> int:
         payload["removed"] = [str(path) for path in result.removed]
         out.emit_json(payload)
         return EXIT_OK
-    # With --dry-run stdout carries only the unified diff (`> x.patch` then `patch -p0`); the rest goes to stderr.
+    # With --dry-run stdout carries only the unified diff (`> x.patch` then `patch -p1`); the rest goes to stderr.
     say = partial(out.line, err=result.dry_run)
     if result.dry_run:
         for file_plan in result.files:
@@ -189,20 +189,10 @@ def show_check(out: Output, result: ReportResult) -> int:
         run = report.install.command("apply")
         out.line(f"unpatched: {'; '.join(todo)} lack EAGLE-3 capture; run: {run}", state=UNPATCHED)
     elif report.state == DRIFTED:
-        out.error(f"{report.state}: {report.reason}; {drift_next_step(report)}")
+        out.error(f"{report.state}: {report.reason}. {_drift_next_step(report)}")
     else:
         out.error(f"{report.state}: {report.reason}")
     return result.exit_code
-
-
-def drift_next_step(report: InstallReport) -> str:
-    """What apply and revert say on drift, for check and status too."""
-    from eagle3_patch.plan import reinstall_hint  # only on this path: check stays light
-
-    return (
-        f"run `{report.install.command('revert', '--force')}` to restore the original (your version is kept "
-        f"as *.eagle3-edited), or reinstall: {reinstall_hint(report)}"
-    )
 
 
 def show_status(out: Output, result: ReportResult) -> int:
@@ -217,7 +207,7 @@ def show_status(out: Output, result: ReportResult) -> int:
     else:
         out.line(f"{report.state}: overall", state=report.state)
     if report.state == DRIFTED:
-        out.error(f"{report.state}: {report.reason}; {drift_next_step(report)}")
+        out.error(f"{report.state}: {report.reason}. {_drift_next_step(report)}")
     elif report.reason:
         out.error(f"{report.state}: {report.reason}")
     return result.exit_code
@@ -377,6 +367,12 @@ def _as_json(out: Output, result: ReportResult, report: InstallReport) -> bool:
 def _notes(out: Output, report: InstallReport) -> None:
     for note in report.notes:
         out.note(note)
+
+
+def _drift_next_step(report: InstallReport) -> str:
+    from eagle3_patch.plan import drift_next_step  # only on this path: check stays light
+
+    return drift_next_step(report)
 
 
 def _header(out: Output, install: Install, *, err: bool = False) -> None:

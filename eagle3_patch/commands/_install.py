@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.classify import InstallReport, classify_install
-from eagle3_patch.errors import AccessError, Eagle3PatchError, LockTimeout, PartialWriteError, WriteError
+from eagle3_patch.errors import Eagle3PatchError, PartialWriteError, WriteError
 from eagle3_patch.locate import Install
 from eagle3_patch.plan import FilePlan, Plan
 from eagle3_patch.spec import PatchSpec
@@ -72,7 +72,7 @@ def write_and_reread(plan: Plan, spec: PatchSpec, *, verb: str, expect: tuple[st
 
 def offer_overlay(install: Install, exc: WriteError) -> WriteError:
     """apply could not write for want of permission or on a read-only file system: the case overlay is for."""
-    if isinstance(exc, (LockTimeout, AccessError, PartialWriteError)) or exc.cause not in ("read-only", "permission"):
+    if exc.cause not in ("read-only", "permission"):
         return exc
     overlay = install.command("overlay", "--out", "DIR")
     return WriteError(

@@ -57,9 +57,15 @@ def doctor(*, target: str, draft: str, sglang_root: str | None, python: str | No
     pair = Pair(target_checkpoint, draft_checkpoint, release, report.state, install.command, broken)
     problems, warnings = diagnose(pair)
     launch = launch_recipe(release, target=target, draft=draft, tp=tp)
-    dropped = tuple(f"sglang {release.version} has no {flag}; left out of the command" for flag in launch.dropped)
     return DoctorResult(
-        install, target_checkpoint, draft_checkpoint, release, report.state, problems, warnings + dropped, launch
+        install,
+        target_checkpoint,
+        draft_checkpoint,
+        release,
+        report.state,
+        problems,
+        warnings + launch.warnings,
+        launch,
     )
 
 

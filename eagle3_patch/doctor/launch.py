@@ -21,6 +21,12 @@ class Launch:
     argv: tuple[str, ...]
     #: Settings the release has no flag for (left out of argv).
     dropped: tuple[str, ...]
+    sglang_version: str
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per setting left out, for doctor and ``doctor --launch-only`` alike."""
+        return tuple(f"sglang {self.sglang_version} has no {flag}; left out of the command" for flag in self.dropped)
 
     @property
     def command(self) -> str:
@@ -53,4 +59,4 @@ def launch_recipe(release: Release, *, target: str, draft: str, tp: int | None) 
             continue
         argv += [flag] if value is None else [flag, value]
     env = ((SPEC_V2_ENV, "1"),) if release.reads_spec_v2 else ()
-    return Launch(env, tuple(argv), tuple(dropped))
+    return Launch(env, tuple(argv), tuple(dropped), release.version)
