@@ -17,31 +17,26 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def installed(wheel_venv: Path) -> Path:
-    return wheel_venv
-
-
 def run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(bin_dir / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True, check=False)
 
 
-def test_wheel_runs_from_any_directory(installed: Path, tmp_path: Path) -> None:
-    version = run(installed, "eagle3-patch", "--version", cwd=tmp_path)
+def test_wheel_runs_from_any_directory(wheel_venv: Path, tmp_path: Path) -> None:
+    version = run(wheel_venv, "eagle3-patch", "--version", cwd=tmp_path)
     assert version.returncode == 0
     assert version.stdout.startswith(f"eagle3-patch {__version__} (anchors data {anchors_version()}; verified sglang")
     assert "patch 0.5.11-0.5.21" in version.stdout
-    helped = run(installed, "python", "-m", "eagle3_patch", "--help", cwd=tmp_path)
+    helped = run(wheel_venv, "python", "-m", "eagle3_patch", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and "apply" in helped.stdout and "pins" in helped.stdout
     site = tmp_path / "site"
     extract_release(fetch_wheel("0.5.21"), site)
-    applied = run(installed, "eagle3-patch", "apply", "--json", "--sglang-root", str(site), cwd=tmp_path)
+    applied = run(wheel_venv, "eagle3-patch", "apply", "--json", "--sglang-root", str(site), cwd=tmp_path)
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["state"] == "patched"
-    checked = run(installed, "eagle3-patch", "check", "--json", "--sglang-root", str(site), cwd=tmp_path)
+    checked = run(wheel_venv, "eagle3-patch", "check", "--json", "--sglang-root", str(site), cwd=tmp_path)
     assert (checked.returncode, json.loads(checked.stdout)["state"]) == (0, "patched")
     anchors = run(
-        installed,
+        wheel_venv,
         "python",
         "-c",
         "from importlib import resources; from eagle3_patch.spec import load_spec; "
@@ -52,7 +47,7 @@ def test_wheel_runs_from_any_directory(installed: Path, tmp_path: Path) -> None:
     )
     assert anchors.returncode == 0, anchors.stderr
     where, files, releases = anchors.stdout.split()
-    assert where.startswith(str(installed.parent)) and "site-packages" in where, where
+    assert where.startswith(str(wheel_venv.parent)) and "site-packages" in where, where
     assert (int(files), int(releases)) == (len(load_spec().files), len(load_verified()))
 
 
@@ -66,7 +61,7 @@ def source_modules() -> list[str]:
     return names
 
 
-def test_every_module_of_the_source_tree_imports_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+def test_every_module_of_the_source_tree_imports_from_the_wheel(wheel_venv: Path, tmp_path: Path) -> None:
     """A package left out of the wheel (as eagle3_patch/doctor once was) fails here, by name."""
     modules = source_modules()
     assert "eagle3_patch.doctor.rules" in modules and len(modules) > 50
@@ -81,12 +76,12 @@ def test_every_module_of_the_source_tree_imports_from_the_wheel(installed: Path,
         "        failed[name] = repr(exc)\n"
         "print(json.dumps(failed))\n"
     )
-    imported = run(installed, "python", "-c", script, json.dumps(modules), cwd=tmp_path)
+    imported = run(wheel_venv, "python", "-c", script, json.dumps(modules), cwd=tmp_path)
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout) == {}
 
 
-def test_every_command_runs_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+def test_every_command_runs_from_the_wheel(wheel_venv: Path, tmp_path: Path) -> None:
     """Each command once, from the wheel's venv, with the exit code its documentation gives."""
     site = tmp_path / "site"
     extract_release(fetch_wheel("0.5.21"), site)
@@ -110,22 +105,22 @@ def test_every_command_runs_from_the_wheel(installed: Path, tmp_path: Path) -> N
         (("check", "--overlay", str(tmp_path / "overlay"), *root), 0, "overlaid"),
     ]
     for args, code, expected in steps:
-        completed = run(installed, "eagle3-patch", *args, cwd=tmp_path)
+        completed = run(wheel_venv, "eagle3-patch", *args, cwd=tmp_path)
         shown = completed.stdout + completed.stderr
         assert completed.returncode == code, (args, shown[-2000:])
         assert expected in shown, (args, shown[-2000:])
         assert "Traceback" not in shown, (args, shown[-2000:])
     for name in ("apply", "revert", "check", "status", "verify", "doctor", "overlay", "pins"):
-        helped = run(installed, "eagle3-patch", name, "--help", cwd=tmp_path)
+        helped = run(wheel_venv, "eagle3-patch", name, "--help", cwd=tmp_path)
         assert helped.returncode == 0 and "Usage: eagle3-patch " + name in helped.stdout, helped.stderr
 
 
-def test_a_non_editable_install_runs_from_the_checkout_root(installed: Path, tmp_path: Path) -> None:
+def test_a_non_editable_install_runs_from_the_checkout_root(wheel_venv: Path, tmp_path: Path) -> None:
     """From the checkout's root, `python -m eagle3_patch` imports the source folder: anchors/ still loads."""
-    version = run(installed, "python", "-m", "eagle3_patch", "--version", cwd=REPO)
+    version = run(wheel_venv, "python", "-m", "eagle3_patch", "--version", cwd=REPO)
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith(f"eagle3-patch {__version__} (anchors data {anchors_version()}")
     site = tmp_path / "site"
     extract_release(fetch_wheel("0.5.21"), site)
-    checked = run(installed, "python", "-m", "eagle3_patch", "check", "--json", "--sglang-root", str(site), cwd=REPO)
+    checked = run(wheel_venv, "python", "-m", "eagle3_patch", "check", "--json", "--sglang-root", str(site), cwd=REPO)
     assert (checked.returncode, json.loads(checked.stdout)["state"]) == (1, "unpatched"), checked.stderr
