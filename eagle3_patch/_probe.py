@@ -17,7 +17,15 @@ def probe():  # type: () -> dict[str, str | None]
     """Describe where ``sglang`` would be imported from, as a JSON-ready dict."""
     import importlib.util
 
-    result = {"python": sys.executable, "package_dir": None, "version": None, "dist_info": None, "editable_url": None}
+    result = {
+        "python": sys.executable,
+        "package_dir": None,
+        "version": None,
+        "dist_info": None,
+        "editable_url": None,
+        # Where this interpreter keeps bytecode instead of __pycache__ (PYTHONPYCACHEPREFIX), if anywhere.
+        "pycache_prefix": getattr(sys, "pycache_prefix", None),
+    }
     # The current directory is on sys.path for -c and -m; an sglang folder there
     # would shadow the install we are asked about.
     cwd = os.getcwd()

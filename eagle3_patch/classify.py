@@ -16,11 +16,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eagle3_patch.errors import AccessError
-from eagle3_patch.ledger import LEDGER_NAME, Ledger, LedgerEntry, backup_path_for, read_ledger, sha256_hex
+from eagle3_patch.ledger import KEPT_SUFFIX, LEDGER_NAME, Ledger, LedgerEntry, backup_path_for, read_ledger, sha256_hex
 from eagle3_patch.locate import Install
 from eagle3_patch.marker import MARKER, Marker, choose_anchor, marker_of, parse_marker
-from eagle3_patch.provenance import BLOCKS_REMOVED, Original, find_original, our_patch_of, without_our_blocks
-from eagle3_patch.reading import read_bytes_or_none
+from eagle3_patch.provenance import (
+    BACKUP,
+    BLOCKS_REMOVED,
+    Original,
+    find_original,
+    our_patch_of,
+    reinstalled_hashes,
+    without_our_blocks,
+)
+from eagle3_patch.reading import NotRegularFile, read_backup, read_bytes_or_none
 from eagle3_patch.source import (
     PARSE_ERRORS,
     SourceIndex,
@@ -62,8 +70,12 @@ class FileReport:
     #: The ``ast`` of ``content`` when classifying parsed it (validation reuses it).
     tree: ast.Module | None = None
     #: Our backup lies beside a file that carries nothing of ours (a reinstall or an
-    #: upgrade): no longer needed, so apply and revert remove it.
+    #: upgrade): no longer needed, so apply and revert remove it, or keep it as
+    #: ``*.eagle3-kept`` when ``backup_unique``.
     stale_backup: bool = False
+    #: The backup's bytes are nowhere else (not the file, not a release file pip or
+    #: the verified table knows): it is never deleted, only kept under another name.
+    backup_unique: bool = False
 
     @property
     def sha256(self) -> str | None:
@@ -128,7 +140,7 @@ def classify_install(install: Install, spec: PatchSpec, *, earlier: InstallRepor
     by_name = {f.name: _classify_file(look, f, decided) for f in sorted(spec.files, key=_wrappers_last)}
     files = tuple(by_name[file_spec.name] for file_spec in spec.files)
     state, reason = _install_state(files)
-    files = tuple(replace(f, stale_backup=True) if _is_stale_backup(f) else f for f in files)
+    files = tuple(_with_stale_backup(look, f) if _is_stale_backup(f) else f for f in files)
     notes = tuple(n for n in (ledger_problem, *(_stale_note(f) for f in files)) if n)
     return InstallReport(install, state, files, reason, ledger, notes)
 
@@ -137,8 +149,9 @@ def _classify_file(look: _Look, file_spec: FileSpec, decided: dict[str, str]) ->
     path = look.install.models_dir / file_spec.name
     try:
         content = read_bytes_or_none(path)
-    except (IsADirectoryError, NotADirectoryError):
-        detail = "is a folder, not a model file: unknown layout; reinstall sglang"
+    except (IsADirectoryError, NotADirectoryError, NotRegularFile) as exc:
+        what = "a folder" if not isinstance(exc, NotRegularFile) else exc.kind
+        detail = f"is {what}, not a model file: unknown layout; reinstall sglang"
         classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, detail) for c in file_spec.classes)
         return FileReport(file_spec, path, UNSUPPORTED, classes, None, detail)
     except OSError as exc:
@@ -159,6 +172,14 @@ def _classify_file(look: _Look, file_spec: FileSpec, decided: dict[str, str]) ->
     if recorded is not None:
         decided.update({f"{file_spec.name}:{c.name}": c.state for c in recorded.classes})
         return recorded
+    report = _classify_content(look, file_spec, path, content, decided)
+    original = _edited_original(look, file_spec, path, content)
+    return _edited(report, original) if original is not None else report
+
+
+def _classify_content(
+    look: _Look, file_spec: FileSpec, path: Path, content: bytes, decided: dict[str, str]
+) -> FileReport:
     problem = encoding_problem(content)
     if problem:
         classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, problem) for c in file_spec.classes)
@@ -178,6 +199,34 @@ def _classify_file(look: _Look, file_spec: FileSpec, decided: dict[str, str]) ->
         decided[f"{file_spec.name}:{class_spec.name}"] = reports[class_spec.name].state
     classes = tuple(reports[c.name] for c in file_spec.classes)  # reported in the data's order
     return replace(_check_record(look, file_spec, path, content, classes), tree=tree)
+
+
+def _edited_original(look: _Look, file_spec: FileSpec, path: Path, content: bytes) -> Original | None:
+    """The backup the ledger recorded, beside a file that is neither what we wrote, nor it, nor a release file.
+
+    Such a file was edited after apply (our marker lines deleted, our methods
+    commented out, a half-saved edit that no longer parses): whatever its blocks
+    look like now, the backup is still the only copy of the original, so the file
+    is drifted, and only ``revert --force`` (which keeps the edit) may restore it.
+    """
+    entry = look.entry(file_spec.name)
+    if entry is None:
+        return None
+    backup = read_backup(backup_path_for(path))
+    if backup is None or sha256_hex(backup) != entry.pristine_sha256:
+        return None
+    digest = sha256_hex(content)
+    if digest in (entry.patched_sha256, entry.pristine_sha256) or digest in reinstalled_hashes(
+        look.install, file_spec.name
+    ):
+        return None  # ours as written (another template set), the original, or a reinstall
+    return Original(backup, BACKUP, "ledger")
+
+
+def _edited(report: FileReport, original: Original) -> FileReport:
+    why = f"changed since eagle3-patch wrote it (the original is in {report.backup_path.name})"
+    classes = tuple(replace(c, state=DRIFTED, detail=why) for c in report.classes)
+    return replace(report, state=DRIFTED, classes=classes, detail=why, original=original)
 
 
 def _as_recorded(look: _Look, file_spec: FileSpec, path: Path, content: bytes) -> FileReport | None:
@@ -333,9 +382,23 @@ def _is_stale_backup(file: FileReport) -> bool:
     )
 
 
+def _with_stale_backup(look: _Look, file: FileReport) -> FileReport:
+    """Mark the stale backup, and whether its bytes exist anywhere else (else it is kept, never deleted)."""
+    backup = read_backup(file.backup_path)
+    unique = backup is not None and backup != file.content
+    if unique and backup is not None:
+        unique = sha256_hex(backup) not in reinstalled_hashes(look.install, file.spec.name)
+    return replace(file, stale_backup=True, backup_unique=unique)
+
+
 def _stale_note(file: FileReport) -> str:
     if not file.stale_backup:
         return ""
+    if file.backup_unique:
+        return (
+            f"{file.backup_path}: backup from before the file was reinstalled, upgraded or replaced, holding bytes "
+            f"found nowhere else; the next apply or revert keeps it as {file.path.name}{KEPT_SUFFIX}"
+        )
     return (
         f"{file.backup_path}: stale backup from an earlier install (the file was reinstalled or upgraded); "
         "ignored, and removed by the next apply or revert"

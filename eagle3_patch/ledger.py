@@ -18,6 +18,8 @@ from eagle3_patch.reading import read_bytes_or_none, read_witness
 LEDGER_NAME = ".eagle3-patch.json"
 BACKUP_SUFFIX = ".eagle3-bak"
 EDITED_SUFFIX = ".eagle3-edited"
+#: A backup whose bytes exist nowhere else, moved aside instead of deleted (README, "Reliability").
+KEPT_SUFFIX = ".eagle3-kept"
 LEDGER_FORMAT = 1
 
 

@@ -8,6 +8,7 @@ Docker build steps without a GPU stack, so every route here reads files only:
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import os
 import shlex
@@ -17,7 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eagle3_patch import ROOT_ENV, _probe
-from eagle3_patch.errors import NotFoundError, UsageError
+from eagle3_patch.errors import NotFoundError, UnsupportedError, UsageError
+from eagle3_patch.ledger import sha256_hex
 
 UNKNOWN_VERSION = "unknown"
 _PROBE_TIMEOUT_S = 60
@@ -39,6 +41,9 @@ class Install:
     dist_info: Path | None = None
     #: The options that chose this install (``--sglang-root DIR`` or ``--python PATH``), for next-step hints.
     selector: tuple[str, ...] = ()
+    #: ``sys.pycache_prefix`` of the interpreter that imports it (``PYTHONPYCACHEPREFIX``): where its
+    #: bytecode is, instead of ``__pycache__``; None when unset. ``--sglang-root``: this interpreter's.
+    pycache_prefix: str | None = None
 
     def command(self, *words: str) -> str:
         """``eagle3-patch <words>`` for this same install, shell-quoted, as a hint to copy."""
@@ -131,17 +136,23 @@ def _from_probe(answer: dict[str, str | None], *, found_by: str) -> Install:
         layout = "editable"
     elif dist_info is not None and dist_info.parent == package.parent:
         layout = "wheel"
+        chosen = _dist_info_beside(package)  # the probe takes the first; an upgrade may have left two
+        if chosen is not None and chosen != dist_info:
+            dist_info = chosen
+            answer = {**answer, "version": _dist_info_version(chosen)}
     else:
         # Metadata found elsewhere on sys.path does not describe this folder.
         dist_info = None
         layout = "checkout" if _is_checkout_package(package) else "folder"
     version = answer.get("version") if dist_info is not None else None
+    prefix = answer.get("pycache_prefix")
     return Install(
         package_dir=package,
         version=version or _version_from_sources(package),
         layout=layout,
         found_by=found_by,
         dist_info=dist_info,
+        pycache_prefix=prefix if isinstance(prefix, str) and prefix else None,
     )
 
 
@@ -172,6 +183,7 @@ def locate_root(root: Path, *, found_by: str) -> Install:
         layout=layout,
         found_by=found_by,
         dist_info=dist_info,
+        pycache_prefix=sys.pycache_prefix,  # the same environment runs the service, as far as we can know
     )
 
 
@@ -193,14 +205,51 @@ def _is_checkout_package(package: Path) -> bool:
 
 
 def _dist_info_beside(package: Path) -> Path | None:
-    """The sglang dist-info in the same site-packages whose RECORD lists this package."""
+    """The sglang dist-info in the same site-packages whose RECORD describes this package.
+
+    One is the rule. ``pip install --target DIR --upgrade`` leaves the old
+    release's dist-info beside the new one: then the one whose RECORD hashes
+    match the files on disk is the install, and when that does not settle it,
+    both are named in a refusal rather than guessed between.
+    """
     site = package.parent
-    found = sorted(site.glob("sglang-*.dist-info"))
-    for dist_info in found:
-        record = dist_info / "RECORD"
-        if record.is_file():
-            return dist_info
-    return found[0] if found else None
+    found = [d for d in sorted(site.glob("sglang-*.dist-info")) if (d / "RECORD").is_file()]
+    if len(found) <= 1:
+        return found[0] if found else next(iter(sorted(site.glob("sglang-*.dist-info"))), None)
+    scores = {dist_info: _record_matches(dist_info, site) for dist_info in found}
+    best = max(scores.values())
+    winners = [d for d, score in scores.items() if score == best]
+    if best > 0 and len(winners) == 1:
+        return winners[0]
+    names = " and ".join(d.name for d in found)
+    raise UnsupportedError(
+        f"two sglang installs' metadata ({names}) and the files match neither RECORD better; nothing was "
+        "changed. Remove the stale one (pip install --target --upgrade leaves it), or reinstall sglang",
+        path=site,
+    )
+
+
+def _record_matches(dist_info: Path, site: Path, *, sample: int = 64) -> int:
+    """How many of the first ``sample`` hashed sglang files in this RECORD hash as RECORD says."""
+    try:
+        record = (dist_info / "RECORD").read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return 0
+    matches = checked = 0
+    for line in record.splitlines():
+        path, _, rest = line.partition(",")
+        digest = rest.split(",", 1)[0]
+        if not path.startswith("sglang/") or not digest.startswith("sha256=") or checked >= sample:
+            continue
+        checked += 1
+        try:
+            data = (site / path).read_bytes()
+        except OSError:
+            continue
+        expected = digest[len("sha256=") :]
+        actual = base64.urlsafe_b64encode(bytes.fromhex(sha256_hex(data))).rstrip(b"=").decode()
+        matches += actual == expected
+    return matches
 
 
 def _dist_info_version(dist_info: Path) -> str | None:

@@ -19,8 +19,17 @@ from pathlib import Path
 from eagle3_patch import __version__
 from eagle3_patch.classify import FileReport, InstallReport
 from eagle3_patch.errors import DriftError, UnsupportedError
-from eagle3_patch.ledger import EDITED_SUFFIX, Ledger, LedgerEntry, render_ledger, sha256_hex, targets_sha256
+from eagle3_patch.ledger import (
+    EDITED_SUFFIX,
+    KEPT_SUFFIX,
+    Ledger,
+    LedgerEntry,
+    render_ledger,
+    sha256_hex,
+    targets_sha256,
+)
 from eagle3_patch.marker import MARKER
+from eagle3_patch.provenance import reinstalled_hashes
 from eagle3_patch.reading import read_backup, read_witness
 from eagle3_patch.record import listing_ours, not_listing_ours
 from eagle3_patch.source import class_spans, decode_source, detect_encoding
@@ -62,6 +71,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
         raise DriftError(f"{report.reason}; nothing was changed. {drift_next_step(report)}")
     files = []
     changes = []
+    kept: list[tuple[Path, Path]] = []
     entries = {e.name: e for e in report.ledger.entries} if report.ledger else {}
     for file in report.files:
         if file.content is None:
@@ -90,7 +100,10 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             original_tree=file.tree,
         )
         pristine = _original_for_apply(report, file)
-        backup = None if _backup_bytes(file) == pristine else pristine
+        existing = _backup_bytes(file)
+        backup = None if existing == pristine else pristine
+        if existing is not None and backup is not None and _unique(report, file, existing):
+            kept.append((file.backup_path, _kept_path(file)))  # a file under our backup's name: never lost
         link = _link_of(file.path) or _recorded_link(report, file.spec.name)
         entries[file.spec.name] = LedgerEntry(
             name=file.spec.name,
@@ -118,10 +131,13 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
             )
         )
     # Backups beside files that carry nothing of ours (a reinstall, an upgrade) are no longer needed.
-    stale = tuple(f.backup_path for f in report.files if f.stale_backup and f.state not in _NEEDS_PATCH)
+    stale_files = [f for f in report.files if f.stale_backup and f.state not in _NEEDS_PATCH]
+    stale = tuple(f.backup_path for f in stale_files)
+    kept += [(f.backup_path, _kept_path(f)) for f in stale_files if f.backup_unique]
     if not changes:
         if stale:  # nothing to patch: only our leftovers go, the ledger stays as it is
-            return Plan(report, (), WritePlan((), report.ledger_path, read_witness(report.ledger_path), remove=stale))
+            ledger_now = read_witness(report.ledger_path)
+            return Plan(report, (), WritePlan((), report.ledger_path, ledger_now, remove=stale, kept=tuple(kept)))
         return Plan(report, (), None)
     untouched = tuple(
         (f.spec.name, f.sha256) for f in report.files if f.spec.name not in entries
@@ -129,7 +145,13 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     ledger = Ledger(__version__, report.install.version, tuple(entries.values()), targets_sha256(), untouched)
     listed = listing_ours(report.install, spec)
     write = WritePlan(
-        tuple(changes), report.ledger_path, render_ledger(ledger), remove=stale, records=(listed,) if listed else ()
+        tuple(changes),
+        report.ledger_path,
+        render_ledger(ledger),
+        remove=stale,
+        records=(listed,) if listed else (),
+        kept=tuple(kept),
+        pycache_prefix=report.install.pycache_prefix,
     )
     return Plan(report, tuple(files), write)
 
@@ -146,9 +168,11 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
         for f in report.files
         if f.content is not None and f.state not in _CARRIES_OURS and (f.stale_backup or _backup_bytes(f) == f.content)
     )
+    kept = [(f.backup_path, _kept_path(f)) for f in report.files if f.stale_backup and f.backup_unique]
     if not carrying:  # nothing of ours, whatever the layout: nothing to revert (exit 0)
         if redundant or report.ledger is not None or records:
-            return Plan(report, (), WritePlan((), report.ledger_path, None, remove=redundant, records=records))
+            write = WritePlan((), report.ledger_path, None, remove=redundant, records=records, kept=tuple(kept))
+            return Plan(report, (), write)
         return Plan(report, (), None)
     drifted = [f for f in carrying if f.state == DRIFTED]
     if drifted and not force:
@@ -169,6 +193,9 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 path=file.path,
             )
         files.append(FilePlan(file, file.original.content))
+        existing = _backup_bytes(file)
+        if existing is not None and existing != file.original.content and _unique(report, file, existing):
+            kept.append((file.backup_path, _kept_path(file)))  # not the original: kept, not deleted
         changes.append(
             FileChange(
                 path=file.path,
@@ -183,9 +210,16 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.
-    return Plan(
-        report, tuple(files), WritePlan(tuple(changes), report.ledger_path, None, remove=redundant, records=records)
+    write = WritePlan(
+        tuple(changes),
+        report.ledger_path,
+        None,
+        remove=redundant,
+        records=records,
+        kept=tuple(kept),
+        pycache_prefix=report.install.pycache_prefix,
     )
+    return Plan(report, tuple(files), write)
 
 
 def unified_diff(file_plan: FilePlan) -> str:
@@ -281,6 +315,16 @@ def _unused_path(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}.{number}")
     return candidate
+
+
+def _kept_path(file: FileReport) -> Path:
+    """Where a backup whose bytes exist nowhere else goes instead of being deleted (README, "Reliability")."""
+    return _unused_path(file.backup_path.with_name(file.path.name + KEPT_SUFFIX))
+
+
+def _unique(report: InstallReport, file: FileReport, data: bytes) -> bool:
+    """Bytes found nowhere the next run trusts: not the file, not a release file (pip's RECORD, verified table)."""
+    return data != file.content and sha256_hex(data) not in reinstalled_hashes(report.install, file.spec.name)
 
 
 def _backup_bytes(file: FileReport) -> bytes | None:

@@ -66,10 +66,11 @@ def find_original(
     """The original bytes of ``content`` (a file carrying our blocks), or None when nothing vouches for them.
 
     The backup is tried first, so libcst is loaded only when it does not match.
-    A backup the ledger alone vouches for is cross-checked, because a ledger is
-    a file anyone can edit. Where pip's RECORD has the file's hash it must agree,
-    or else (a hotfixed original) removing our blocks from the file must give the
-    backup back, or patching the backup must give what the ledger says we wrote.
+    A backup whose sha256 the ledger recorded is the original until proven
+    otherwise: an edited file, a hotfixed original, blocks of an older
+    template, none of these disprove it. Only a file still exactly as we wrote
+    it can: when removing our blocks from it gives other bytes, and pip's RECORD
+    vouches for those (someone swapped the backup and edited the ledger to match).
     """
     file_name, hook = file_spec.name, spec.hook
     backup = read_backup(backup_path_for(install.models_dir / file_name))
@@ -86,8 +87,9 @@ def find_original(
         if (
             witness != "ledger"
             or recorded in (None, sha256_hex(backup))
-            or blocks_removed() == backup
-            or _patched_sha256(backup, file_spec, spec) == (entry.patched_sha256 if entry else None)
+            or entry is None
+            or sha256_hex(content) != entry.patched_sha256
+            or not _disproved(blocks_removed(), backup, recorded)
         ):
             return Original(backup, BACKUP, witness)
     original = blocks_removed()
@@ -100,9 +102,20 @@ def find_original(
     return None
 
 
-def _patched_sha256(original: bytes, file_spec: FileSpec, spec: PatchSpec) -> str | None:
-    patched = our_patch_of(original, file_spec.classes, spec)
-    return sha256_hex(patched) if patched is not None else None
+def reinstalled_hashes(install: Install, file_name: str) -> frozenset[str]:
+    """sha256 of the pristine release files this file may be: pip's RECORD and the verified table.
+
+    A file with one of these bytes came from an installer, not from an edit,
+    and bytes with one of these hashes can always be had again from a wheel.
+    """
+    found = {f.pristine_sha256 for r in load_verified() for f in r.files if f.name == file_name}
+    recorded = record_sha256(install, file_name)
+    return frozenset(found | {recorded} if recorded else found)
+
+
+def _disproved(stripped: bytes | None, backup: bytes, recorded: str | None) -> bool:
+    """The file as we wrote it, without our blocks, is a release file other than the backup."""
+    return stripped is not None and stripped != backup and sha256_hex(stripped) == recorded
 
 
 def without_our_blocks(content: bytes, hook: str) -> bytes | None:

@@ -62,16 +62,34 @@ def _rewrite(install: Install, edit: Callable[[bytes], bytes]) -> tuple[Path, by
 
 
 def _with(record: bytes, paths: Iterable[str]) -> bytes:
-    newline = b"\r\n" if b"\r\n" in record else b"\n"
+    """RECORD with our lines added, each ended as the installer ended its first line.
+
+    A RECORD whose last line has no line ending gets ours before a final one
+    that has none either, so ``_without`` can give back the very same bytes.
+    """
+    lines = record.splitlines(keepends=True)
+    newline = _ending(lines[0]) if lines and _ending(lines[0]) else b"\n"
     listed = {line.split(b",", 1)[0] for line in record.splitlines()}
-    missing = [p.encode() for p in paths if p.encode() not in listed]
+    missing = [p.encode() + b",," for p in paths if p.encode() not in listed]
     if not missing:
         return record
-    body = record if not record or record.endswith(b"\n") else record + newline
-    return body + b"".join(p + b",," + newline for p in missing)
+    if not lines or _ending(lines[-1]):
+        return record + b"".join(line + newline for line in missing)
+    return record + b"".join(newline + line for line in missing)
 
 
 def _without(record: bytes, paths: Iterable[str]) -> bytes:
+    """RECORD without our lines; when ours ended it without a line ending, so does the result."""
     ours = {p.encode() for p in paths}
     lines = record.splitlines(keepends=True)
-    return b"".join(line for line in lines if line.split(b",", 1)[0] not in ours)
+    kept = [line for line in lines if line.split(b",", 1)[0].rstrip(b"\r\n") not in ours]
+    if kept and lines and not _ending(lines[-1]) and kept[-1] is not lines[-1]:
+        kept[-1] = kept[-1][: len(kept[-1]) - len(_ending(kept[-1]))]
+    return b"".join(kept)
+
+
+def _ending(line: bytes) -> bytes:
+    for ending in (b"\r\n", b"\n", b"\r"):
+        if line.endswith(ending):
+            return ending
+    return b""

@@ -137,6 +137,7 @@ def show_change(out: Output, result: ChangeResult) -> int:
     if out.as_json:
         payload = report_payload(result.command, result.after, changed=changed, dry_run=result.dry_run)
         payload["removed"] = [str(path) for path in result.removed]
+        payload["kept"] = {str(path): str(copy) for path, copy in result.kept}
         out.emit_json(payload)
         return EXIT_OK
     # With --dry-run stdout carries only the unified diff (`> x.patch` then `patch -p1`); the rest goes to stderr.
@@ -145,14 +146,21 @@ def show_change(out: Output, result: ChangeResult) -> int:
         for file_plan in result.files:
             out.diff(file_plan.diff)
     _header(out, report.install, err=result.dry_run)
+    copies = dict(result.kept)
+    targets = {f.report.path for f in result.files}
+    for path, copy in result.kept:
+        if path not in targets:
+            say(f"kept: {path.name} as {copy.name} (its bytes exist nowhere else, so it is not deleted)")
     for path in result.removed:
-        say(f"removed: {path.name} (ours, no longer needed)")
+        if path not in copies:
+            say(f"removed: {path.name} (ours, no longer needed)")
     if result.command == "revert":
         if not result.files:
             out.line(f"{report.state}: nothing to revert", state=report.state)
         for file_plan in result.files:
-            kept = " (your edited version kept as *.eagle3-edited)" if file_plan.report.state == DRIFTED else ""
-            out.line(f"restored: {file_plan.report.path.name} has its original bytes again{kept}", state=UNPATCHED)
+            path = file_plan.report.path
+            kept = f" (your edited version kept as {copies[path].name})" if path in copies else ""
+            out.line(f"restored: {path.name} has its original bytes again{kept}", state=UNPATCHED)
         return EXIT_OK
     if not result.files:
         say(f"{report.state}: nothing to do; " + _ready_phrase(report.state), state=report.state)

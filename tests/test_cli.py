@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from eagle3_patch import transform
+from eagle3_patch import reading, transform
 from eagle3_patch.classify import classify_install
 from eagle3_patch.errors import (
     EXIT_CANNOT_WRITE,
@@ -28,7 +28,7 @@ from eagle3_patch.errors import (
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
 )
-from eagle3_patch.ledger import BACKUP_SUFFIX, EDITED_SUFFIX, LEDGER_NAME
+from eagle3_patch.ledger import BACKUP_SUFFIX, EDITED_SUFFIX, KEPT_SUFFIX, LEDGER_NAME
 from eagle3_patch.locate import locate_root
 from eagle3_patch.plan import plan_apply
 from eagle3_patch.spec import Template, load_spec
@@ -182,23 +182,28 @@ def test_drift_refused_everywhere_until_forced(runner: CliRunner, site: Path) ->
 
 
 def test_reinstall_over_patched_file_is_simply_unpatched(runner: CliRunner, site: Path) -> None:
+    """The file is its original again; the backup beside it holds other bytes, found nowhere else: kept, not lost."""
     run_cli(runner, "apply", "--sglang-root", str(site))
     backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
-    backup.write_bytes(b"# a stale backup from another release\n")
+    stale = b"# a stale backup from another release\n"
+    backup.write_bytes(stale)
     shutil.copyfile(FIXTURES / "capture_no_hook" / "qwen3_5.py", models(site) / "qwen3_5.py")
     checked = run_cli(runner, "check", "--sglang-root", str(site))
     assert checked.exit_code == EXIT_UNPATCHED
-    assert f"{backup}: stale backup" in checked.stderr
+    assert f"{backup}: backup from before the file was reinstalled" in checked.stderr
     reverted = run_cli(runner, "revert", "--sglang-root", str(site))
     assert reverted.exit_code == EXIT_OK
-    assert f"removed: {backup.name}" in reverted.stdout
-    assert not backup.exists(), "ours and unneeded: removed, never restored over a reinstall"
+    kept = models(site) / ("qwen3_5.py" + KEPT_SUFFIX)
+    assert f"kept: {backup.name} as {kept.name}" in reverted.stdout
+    assert not backup.exists(), "never restored over a reinstall"
+    assert kept.read_bytes() == stale, "its bytes exist nowhere else: kept under the documented name"
     assert (models(site) / "qwen3_5.py").read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
     assert "stale backup" not in run_cli(runner, "check", "--sglang-root", str(site)).stderr
     assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert backup.read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert (models(site) / "qwen3_5.py").read_bytes() == (FIXTURES / "capture_no_hook" / "qwen3_5.py").read_bytes()
+    assert kept.read_bytes() == stale
 
 
 def test_damaged_backup_falls_back_to_removing_blocks(runner: CliRunner, site: Path) -> None:
@@ -581,14 +586,14 @@ def test_an_unreadable_target_exits_6_with_one_line(
     site = make_install("capture_no_hook")
     target = models(site) / "qwen3_5.py"
     before = snapshot(site)
-    real_read_bytes = Path.read_bytes
+    real_read = reading.read_regular
 
-    def read_bytes(path: Path) -> bytes:
-        if path == target:
+    def read_regular(path: Path | str, *, follow_symlinks: bool = True) -> bytes:
+        if Path(path) == target:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_read_bytes(path)
+        return real_read(path, follow_symlinks=follow_symlinks)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(reading, "read_regular", read_regular)
     result = run_cli(runner, command, "--sglang-root", str(site))
     assert result.exit_code == EXIT_CANNOT_WRITE, result.output
     assert (
@@ -621,23 +626,30 @@ def test_next_step_hints_repeat_the_flags_that_chose_the_install(
     assert snapshot(other) == other_before
 
 
+@pytest.mark.parametrize("unique", [False, True], ids=["same-bytes", "bytes-found-nowhere-else"])
 @pytest.mark.parametrize("command", ["apply", "revert"])
 def test_a_stale_backup_beside_a_native_release_is_removed_once(
-    runner: CliRunner, make_install: MakeInstall, command: str
+    runner: CliRunner, make_install: MakeInstall, command: str, unique: bool
 ) -> None:
-    """After an upgrade to a release with the hook, our old backups are noted once and removed by the next run."""
+    """After an upgrade to a release with the hook, our old backups are noted once and tidied by the next run:
+    removed when the file itself has their bytes, else kept as *.eagle3-kept (a byte found nowhere else)."""
     site = make_install("native")
     backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
-    backup.write_bytes(b"# the original of the release before the upgrade\n")
     native = (models(site) / "qwen3_5.py").read_bytes()
-    assert f"{backup}: stale backup" in run_cli(runner, "check", "--sglang-root", str(site)).stderr
+    old = b"# the original of the release before the upgrade\n" if unique else native
+    backup.write_bytes(old)
+    noted = run_cli(runner, "check", "--sglang-root", str(site)).stderr
+    assert f"{backup}: " + ("backup from before" if unique else "stale backup") in noted
     code, payload = run_json(runner, command, "--sglang-root", str(site))
     assert code == EXIT_OK and payload["state"] == "native"
     assert payload["removed"] == [str(backup)]
+    kept = models(site) / ("qwen3_5.py" + KEPT_SUFFIX)
+    assert payload["kept"] == ({str(backup): str(kept)} if unique else {})
     assert not backup.exists()
+    assert kept.exists() == unique and (not unique or kept.read_bytes() == old)
     assert (models(site) / "qwen3_5.py").read_bytes() == native
     again = run_cli(runner, "check", "--sglang-root", str(site))
-    assert again.exit_code == EXIT_OK and "stale backup" not in again.stderr
+    assert again.exit_code == EXIT_OK and "backup" not in again.stderr
 
 
 def test_a_backup_that_is_a_symlink_is_never_removed(

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.classify import InstallReport, classify_install
-from eagle3_patch.errors import Eagle3PatchError, PartialWriteError, WriteError
+from eagle3_patch.errors import DriftError, Eagle3PatchError, PartialWriteError, WriteError
 from eagle3_patch.locate import Install
-from eagle3_patch.plan import FilePlan, Plan
+from eagle3_patch.plan import FilePlan, Plan, drift_next_step
 from eagle3_patch.spec import PatchSpec
+from eagle3_patch.states import DRIFTED
 from eagle3_patch.write import execute, find_orphans
 
 
@@ -28,11 +29,24 @@ class ChangeResult:
     dry_run: bool = False
     #: Our leftovers deleted (backups no longer needed).
     removed: tuple[Path, ...] = ()
+    #: Copies made so that no byte is lost: (file, copy), a backup whose bytes exist nowhere
+    #: else (``*.eagle3-kept``) or the user's edited version (``revert --force``: ``*.eagle3-edited``).
+    kept: tuple[tuple[Path, Path], ...] = ()
+
+
+def written_result(command: str, report: InstallReport, after: InstallReport, plan: Plan) -> ChangeResult:
+    """The result of a plan carried out: what was changed, removed and kept."""
+    write = plan.write
+    if write is None:
+        return ChangeResult(command, report, after, plan.files)
+    edited = tuple((c.path, c.keep_as) for c in write.changes if c.keep_as is not None)
+    return ChangeResult(command, report, after, plan.files, removed=write.remove, kept=write.kept + edited)
 
 
 def target_folders(install: Install, spec: PatchSpec) -> list[Path]:
-    """Where temp files may be: the models folder only (a symlinked target is replaced, never followed)."""
-    return [install.models_dir]
+    """Where the writer makes temp files, so where a killed run may leave them: the models folder
+    (a symlinked target is replaced, never followed) and the dist-info folder (RECORD)."""
+    return [install.models_dir, *([install.dist_info] if install.dist_info is not None else [])]
 
 
 def refuse_linked_folder(install: Install) -> None:
@@ -62,6 +76,11 @@ def write_and_reread(plan: Plan, spec: PatchSpec, *, verb: str, expect: tuple[st
     except PartialWriteError as exc:  # the writer says what is where; this adds the exact command to finish
         raise PartialWriteError(f"{exc.message}: `{install.command(verb)}`", path=exc.path) from exc
     after = classify_install(plan.report.install, spec)
+    if after.state == DRIFTED:  # edited by another process the moment after this run wrote it
+        raise DriftError(
+            f"{after.reason}; another process changed it right after eagle3-patch wrote it, and its edit "
+            f"was left in place. {drift_next_step(after)}"
+        )
     if after.state not in expect:
         raise Eagle3PatchError(
             f"after writing, the install reads as {after.state} ({after.reason}); please report this",

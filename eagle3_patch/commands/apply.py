@@ -18,6 +18,7 @@ from eagle3_patch.commands._install import (
     orphans_left,
     target_folders,
     write_and_reread,
+    written_result,
 )
 from eagle3_patch.errors import WriteError
 from eagle3_patch.locate import locate
@@ -47,4 +48,4 @@ def apply(*, sglang_root: str | None, python: str | None, dry_run: bool, lock_ti
             after = write_and_reread(plan, spec, verb="apply", expect=(PATCHED, NATIVE))
     except WriteError as exc:
         raise offer_overlay(install, exc) from exc
-    return ChangeResult("apply", report, after, plan.files, removed=plan.write.remove if plan.write else ())
+    return written_result("apply", report, after, plan)

@@ -8,7 +8,13 @@ everything else is decided again under the lock.
 from __future__ import annotations
 
 from eagle3_patch.classify import classify_install
-from eagle3_patch.commands._install import ChangeResult, orphans_left, target_folders, write_and_reread
+from eagle3_patch.commands._install import (
+    ChangeResult,
+    orphans_left,
+    target_folders,
+    write_and_reread,
+    written_result,
+)
 from eagle3_patch.locate import locate
 from eagle3_patch.plan import plan_revert
 from eagle3_patch.spec import load_spec
@@ -32,4 +38,4 @@ def revert(*, sglang_root: str | None, python: str | None, force: bool, lock_tim
         report = classify_install(install, spec, earlier=first)
         plan = plan_revert(report, spec, force=force)
         after = write_and_reread(plan, spec, verb="revert", expect=_NOTHING_OF_OURS)
-    return ChangeResult("revert", report, after, plan.files, removed=plan.write.remove if plan.write else ())
+    return written_result("revert", report, after, plan)

@@ -35,10 +35,11 @@ from typing import NoReturn
 
 from eagle3_patch.errors import DriftError, Eagle3PatchError, Interrupted, PartialWriteError, WriteError
 from eagle3_patch.ledger import sha256_hex
-from eagle3_patch.reading import read_backup
+from eagle3_patch.reading import kind_of, open_regular, read_backup, read_regular
 from eagle3_patch.write.atomic import (
     TEMP_SUFFIX,
     atomic_write,
+    cannot_link,
     read_or_fail,
     read_or_none,
     unlink,
@@ -100,6 +101,11 @@ class WritePlan:
     remove: tuple[Path, ...] = ()
     #: Other records to rewrite with the backups (pip's RECORD, listing our files): path and bytes.
     records: tuple[tuple[Path, bytes], ...] = ()
+    #: Files of ours whose bytes exist nowhere else, copied (from, to) before anything
+    #: replaces or removes them: a backup is never thrown away, only kept under another name.
+    kept: tuple[tuple[Path, Path], ...] = ()
+    #: ``sys.pycache_prefix`` of the interpreter that has SGLang: its bytecode lives there, not in ``__pycache__``.
+    pycache_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,10 +124,11 @@ def execute(plan: WritePlan, *, on_step: StepCallback = no_step) -> WriteOutcome
     changes = _preflight(plan)
     journal = Journal()
     paths = tuple(c.path for c in changes)
+    prefix = plan.pycache_prefix
     with held_signals() as received:
         try:
             _write_records(journal, plan, changes, on_step)
-            removed = _remove_bytecode(paths, written=False)
+            removed = _remove_bytecode(paths, written=False, prefix=prefix)
             on_step("bytecode-before")
             if received:  # nothing replaced yet: undo the records
                 raise Interrupted("", signum=received[0])
@@ -131,7 +138,7 @@ def execute(plan: WritePlan, *, on_step: StepCallback = no_step) -> WriteOutcome
             journal.sync()
         except (WriteError, DriftError, Interrupted) as exc:
             _roll_back(journal, exc)
-        removed += _remove_bytecode(paths, written=True)
+        removed += _remove_bytecode(paths, written=True, prefix=prefix)
         on_step("bytecode")
         _finish(plan, changes, on_step)
     if received:  # arrived while the files were replaced: they all were
@@ -145,6 +152,9 @@ def execute(plan: WritePlan, *, on_step: StepCallback = no_step) -> WriteOutcome
 
 def _write_records(journal: Journal, plan: WritePlan, changes: tuple[FileChange, ...], on_step: StepCallback) -> None:
     """Backups, kept copies, the ledger and RECORD, durable before any file changes."""
+    for source, destination in plan.kept:
+        journal.write(destination, read_or_fail(source), like=source)
+        on_step("keep")
     for change in changes:
         if change.keep_as is not None:
             journal.write(change.keep_as, read_or_fail(change.path), like=change.path)
@@ -165,21 +175,95 @@ def _write_records(journal: Journal, plan: WritePlan, changes: tuple[FileChange,
 
 
 def _replace(journal: Journal, change: FileChange) -> None:
-    """Compare and swap: the file must still be the bytes the plan was made from, read just now."""
-    current = read_or_fail(change.path)
-    if sha256_hex(current) != change.expected_sha256:
-        raise DriftError(
-            "changed while eagle3-patch was writing (another process edited it); it was left as that "
-            "process wrote it and this run's other changes were rolled back. Run the command again",
-            path=change.path,
-        )
+    """Compare and swap: the file must still be the bytes the plan was made from, read just now.
+
+    The bytes are read through a descriptor opened first, and read again
+    through it once the new file is in place: an edit that landed in the old
+    file between the hash and the rename (an editor appending to it, say) is
+    caught there, put back, and the run rolled back, so it is never lost in a
+    displaced file (or in the backup, which may be another name of that file).
+    """
+    if change.path.is_symlink():  # a link into a package cache: that file is never written, nothing to displace
+        fd = None
+        current = read_or_fail(change.path)
+    else:
+        fd = _open_target(change.path)
+    try:
+        if fd is not None:
+            current = _read_fd(change.path, fd)
+        if sha256_hex(current) != change.expected_sha256:
+            raise _edited_meanwhile(change.path)
+        if fd is not None and not _same_file(change.path, fd):
+            raise _edited_meanwhile(change.path)  # replaced by another file since it was hashed
+        _swap(journal, change, current)
+        if fd is not None:
+            displaced = _read_fd(change.path, fd)
+            if displaced != current:
+                journal.displaced(change.path, displaced)
+                raise _edited_meanwhile(change.path)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _swap(journal: Journal, change: FileChange, current: bytes) -> None:
+    """Put the new bytes in place: as the link or backup inode they already are, else (or failing that) a copy."""
     backup = read_backup(change.backup_path) if change.remove_backup and change.backup_path else None
     if change.restore_link is not None and _reads_as(change.path.parent / change.restore_link, change.new_content):
-        journal.replace(change.path, current, change.new_content, symlink_to=change.restore_link)
-    elif backup is not None and backup == change.new_content:
-        journal.replace(change.path, current, change.new_content, inode_of=change.backup_path)
+        linked: dict[str, Path | str] = {"symlink_to": change.restore_link}
+    elif backup is not None and backup == change.new_content and change.backup_path is not None:
+        linked = {"inode_of": change.backup_path}
     else:
         journal.replace(change.path, current, change.new_content)
+        return
+    try:
+        journal.replace(change.path, current, change.new_content, **linked)  # type: ignore[arg-type]
+    except WriteError as exc:
+        if not cannot_link(exc):
+            raise
+        # exFAT, protected hard links (another user's backup), an immutable backup: copy the bytes instead.
+        journal.replace(change.path, current, change.new_content)
+        if read_or_fail(change.path) != change.new_content:
+            raise WriteError(
+                "the copy written in place of a link does not read back as written; nothing is lost "
+                "(the backup stays). Run the command again",
+                path=change.path,
+            ) from exc
+
+
+def _open_target(path: Path) -> int:
+    try:
+        return open_regular(path, follow_symlinks=False)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+
+
+def _read_fd(path: Path, fd: int) -> bytes:
+    """The whole file behind ``fd``, from its first byte (the offset is left where it was)."""
+    chunks, offset = [], 0
+    try:
+        while chunk := os.pread(fd, 1 << 20, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    return b"".join(chunks)
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        now, held = os.lstat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _edited_meanwhile(path: Path) -> DriftError:
+    return DriftError(
+        "changed while eagle3-patch was writing (another process edited it); it was left as that "
+        "process wrote it and this run's other changes were rolled back. Run the command again",
+        path=path,
+    )
 
 
 def _roll_back(journal: Journal, cause: Eagle3PatchError) -> NoReturn:
@@ -269,10 +353,11 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
     private copy), so the file it points to, in a package cache say, is never
     written, and the link's own folder is the one that must be writable.
     """
+    _refuse_odd_records(plan)
     for change in plan.changes:
         real = change.path
         try:
-            current = real.read_bytes()
+            current = read_regular(real)
             mode = os.lstat(real).st_mode
         except OSError as exc:
             raise write_error(real, exc) from exc
@@ -306,12 +391,50 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
     return plan.changes
 
 
-def _remove_bytecode(paths: Iterable[Path], *, written: bool) -> tuple[Path, ...]:
-    """Delete every ``__pycache__/<stem>.*.pyc`` of ``paths`` (all tags and optimisation levels)."""
+def _refuse_odd_records(plan: WritePlan) -> None:
+    """A folder, FIFO or device where a backup, kept copy, the ledger or RECORD goes: refuse before any change.
+
+    The writer would otherwise fail half-way (a folder cannot be replaced by a
+    file) or block on a FIFO; nothing of eagle3-patch's makes these, so they are
+    someone else's, and not ours to move.
+    """
+    roles: list[tuple[Path, str]] = [(plan.ledger_path, "ledger")]
+    for change in plan.changes:
+        if change.backup_path is not None:
+            roles.append((change.backup_path, "backup"))
+        if change.keep_as is not None:
+            roles.append((change.keep_as, "copy of your version"))
+    roles += [(path, "record") for path, _ in plan.records]
+    roles += [(path, "backup") for path in plan.remove]
+    roles += [(path, "kept copy") for pair in plan.kept for path in pair]
+    for path, role in roles:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise write_error(path, exc) from exc
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            raise WriteError(
+                f"is {kind_of(mode)} where eagle3-patch keeps its {role}, not a file of ours; nothing was "
+                "changed. Move it out of the way and run the command again",
+                path=path,
+            )
+
+
+def _remove_bytecode(paths: Iterable[Path], *, written: bool, prefix: str | None = None) -> tuple[Path, ...]:
+    """Delete every ``<stem>.*.pyc`` of ``paths`` (all tags and optimisation levels) wherever Python keeps them.
+
+    That is ``__pycache__`` beside the file and, when the interpreter that has
+    SGLang sets ``sys.pycache_prefix`` (``PYTHONPYCACHEPREFIX``), the mirror of
+    the file's folder under that prefix, which Python then reads instead.
+    """
     removed = []
     for path in paths:
-        cache = path.parent / "__pycache__"
-        for pyc in sorted(cache.glob(f"{path.stem}.*.pyc")):
+        caches = [path.parent / "__pycache__"]
+        if prefix:
+            caches.append(Path(prefix) / Path(os.path.abspath(path.parent)).relative_to("/"))
+        for pyc in sorted(p for cache in caches for p in cache.glob(f"{path.stem}.*.pyc")):
             try:
                 pyc.unlink()
             except FileNotFoundError:

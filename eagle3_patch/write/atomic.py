@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from eagle3_patch.errors import WriteError
-from eagle3_patch.reading import read_bytes_or_none
+from eagle3_patch.reading import read_bytes_or_none, read_regular
 
 TEMP_SUFFIX = ".eagle3-tmp"
 
@@ -118,9 +118,28 @@ def write_error(path: Path, exc: OSError) -> WriteError:
     return WriteError(f"cannot write ({reason}); nothing was changed. {hint}", path=path, cause=cause)
 
 
+#: Errors of a link the file system or its rules refuse (exFAT, FUSE, network file systems,
+#: ``fs.protected_hardlinks`` on another user's file, an immutable file): copy the bytes instead.
+LINK_REFUSED = (
+    errno.EPERM,
+    errno.EACCES,
+    errno.EXDEV,
+    errno.EMLINK,
+    errno.ENOTSUP,
+    errno.EOPNOTSUPP,
+    errno.ENOSYS,
+)
+
+
+def cannot_link(exc: WriteError) -> bool:
+    """``exc`` came from a link the file system refused, so a copy may still succeed."""
+    cause = exc.__cause__
+    return isinstance(cause, OSError) and cause.errno in LINK_REFUSED
+
+
 def read_or_fail(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular(path)
     except OSError as exc:
         raise write_error(path, exc) from exc
 

@@ -12,18 +12,22 @@ bytes back would fail.
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 from eagle3_patch.errors import WriteError
-from eagle3_patch.write.atomic import atomic_write, fsync_directory, place_link, read_or_none, unlink, write_error
-
-#: A file system that cannot hard-link (some FUSE and network ones): the backup is copied instead.
-_NO_LINKS = (errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS)
+from eagle3_patch.write.atomic import (
+    atomic_write,
+    cannot_link,
+    fsync_directory,
+    place_link,
+    read_or_none,
+    unlink,
+    write_error,
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,7 @@ class Journal:
         try:
             place_link(path, inode_of=target)
         except WriteError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OSError) and cause.errno in _NO_LINKS:
+            if cannot_link(exc):
                 return False
             raise
         self._records.append((path, previous))
@@ -117,6 +120,12 @@ class Journal:
             Replaced(path, current, previous_link, (status.st_dev, status.st_ino), self._linked.get(path))
         )
         self.unsynced.add(path.parent)
+
+    def displaced(self, path: Path, previous: bytes) -> None:
+        """The target's old file turned out to hold ``previous`` (an edit landed in it): rollback restores that."""
+        for index, target in enumerate(self._targets):
+            if target.path == path:
+                self._targets[index] = replace(target, previous=previous)
 
     def sync(self) -> None:
         """fsync every folder written since the last sync: the new names are now durable."""

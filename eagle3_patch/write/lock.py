@@ -21,6 +21,9 @@ from eagle3_patch.errors import LockTimeout, WriteError
 from eagle3_patch.write.atomic import TEMP_SUFFIX, write_error
 
 LOCK_NAME = ".eagle3-patch-sglang.lock"
+#: Where earlier builds of eagle3-patch kept the lock: in the models folder, listed in no RECORD, so an
+#: uninstall left ``sglang/`` behind as a namespace package. The sweep removes it.
+OLD_LOCK_NAMES = (".eagle3-patch.lock",)
 DEFAULT_LOCK_TIMEOUT_S = 120.0
 #: Told the name of each step as the writer finishes it ("lock", "keep", "backup",
 #: "ledger", "bytecode-before", "replace", "bytecode", "backup-removed"). The
@@ -81,9 +84,12 @@ def _own_like_the_install(path: Path, folder: Path) -> None:
 
 
 def find_orphans(folders: Iterable[Path]) -> Iterator[Path]:
-    """Temp files a killed run left behind in ``folders``."""
+    """Temp files a killed run left behind in ``folders``, and an earlier version's lock file."""
     for folder in dict.fromkeys(folders):
         yield from folder.glob(f".*{TEMP_SUFFIX}")
+        for name in OLD_LOCK_NAMES:
+            if (folder / name).is_file() and not (folder / name).is_symlink():
+                yield folder / name
 
 
 def sweep_orphans(folders: Iterable[Path]) -> tuple[Path, ...]:
