@@ -10,6 +10,7 @@ but does not execute the package's ``__init__``.
 
 import json
 import os
+import stat
 import sys
 
 
@@ -61,9 +62,11 @@ def probe():  # type: () -> dict[str, str | None]
     result["version"] = dist.version
     dist_path = getattr(dist, "_path", None)
     result["dist_info"] = str(dist_path) if dist_path is not None else None
-    try:
-        direct_url = json.loads(dist.read_text("direct_url.json") or "null")
-    except ValueError:
+    direct_url_path = os.path.join(str(dist_path), "direct_url.json") if dist_path is not None else ""
+    try:  # only a regular file is read: a FIFO there must not hang the probe
+        text = dist.read_text("direct_url.json") if os.path.isfile(direct_url_path) else None
+        direct_url = json.loads(text or "null")
+    except (ValueError, OSError, RecursionError):
         direct_url = None
     if isinstance(direct_url, dict) and (direct_url.get("dir_info") or {}).get("editable"):
         result["editable_url"] = direct_url.get("url")
@@ -71,15 +74,24 @@ def probe():  # type: () -> dict[str, str | None]
 
 
 def _metadata_version(path):  # type: (str) -> str | None
+    # Opened without blocking and read only if a regular file: a FIFO there must not hang the probe.
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("Version:"):
-                    return line.split(":", 1)[1].strip()
-                if not line.strip():
-                    return None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.read(fd, 1 << 16)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    for line in data.decode("utf-8", "replace").splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+        if not line.strip():
+            return None
     return None
 
 

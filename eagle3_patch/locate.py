@@ -20,6 +20,7 @@ from pathlib import Path
 from eagle3_patch import ROOT_ENV, _probe
 from eagle3_patch.errors import NotFoundError, UnsupportedError, UsageError
 from eagle3_patch.ledger import sha256_hex
+from eagle3_patch.reading import read_witness
 
 UNKNOWN_VERSION = "unknown"
 _PROBE_TIMEOUT_S = 60
@@ -231,10 +232,7 @@ def _dist_info_beside(package: Path) -> Path | None:
 
 def _record_matches(dist_info: Path, site: Path, *, sample: int = 64) -> int:
     """How many of the first ``sample`` hashed sglang files in this RECORD hash as RECORD says."""
-    try:
-        record = (dist_info / "RECORD").read_bytes().decode("utf-8", errors="replace")
-    except OSError:
-        return 0
+    record = (read_witness(dist_info / "RECORD") or b"").decode("utf-8", errors="replace")
     matches = checked = 0
     for line in record.splitlines():
         path, _, rest = line.partition(",")
@@ -242,9 +240,8 @@ def _record_matches(dist_info: Path, site: Path, *, sample: int = 64) -> int:
         if not path.startswith("sglang/") or not digest.startswith("sha256=") or checked >= sample:
             continue
         checked += 1
-        try:
-            data = (site / path).read_bytes()
-        except OSError:
+        data = read_witness(site / path)
+        if data is None:
             continue
         expected = digest[len("sha256=") :]
         actual = base64.urlsafe_b64encode(bytes.fromhex(sha256_hex(data))).rstrip(b"=").decode()
@@ -253,16 +250,12 @@ def _record_matches(dist_info: Path, site: Path, *, sample: int = 64) -> int:
 
 
 def _dist_info_version(dist_info: Path) -> str | None:
-    metadata = dist_info / "METADATA"
-    try:
-        with metadata.open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("Version:"):
-                    return line.split(":", 1)[1].strip()
-                if not line.strip():
-                    break
-    except OSError:
-        pass
+    data = read_witness(dist_info / "METADATA")  # a regular file only: a FIFO there must not block
+    for line in (data or b"").decode("utf-8", errors="replace").splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+        if not line.strip():
+            break
     name = dist_info.name[: -len(".dist-info")]
     return name.split("-", 1)[1] if "-" in name else None
 
@@ -270,9 +263,12 @@ def _dist_info_version(dist_info: Path) -> str | None:
 def _version_from_sources(package: Path) -> str:
     """Read ``__version__ = "..."`` from _version.py or version.py, never executing them."""
     for name in ("_version.py", "version.py"):
+        data = read_witness(package / name)
         try:
-            tree = ast.parse((package / name).read_bytes())
-        except (OSError, SyntaxError, ValueError):
+            tree = ast.parse(data) if data is not None else None
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        if tree is None:
             continue
         for node in tree.body:
             if (

@@ -202,7 +202,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 expected_sha256=sha256_hex(file.content),
                 new_content=file.original.content,
                 backup_path=file.backup_path,
-                remove_backup=True,
+                remove_backup=not file.backup_path.is_symlink(),  # a link there is not ours to delete
                 restore_link=_recorded_link(report, file.spec.name),
                 keep_as=_unused_path(file.backup_path.with_name(file.path.name + EDITED_SUFFIX))
                 if file.state == DRIFTED
