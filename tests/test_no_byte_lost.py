@@ -197,7 +197,11 @@ def test_an_edit_right_after_the_write_is_drift_not_an_internal_error(
 # --- 3: a copy wherever a link is refused ---
 
 
-@pytest.mark.parametrize("error", [errno.EPERM, errno.EACCES, errno.EXDEV, errno.EMLINK, errno.ENOTSUP])
+@pytest.mark.parametrize(
+    "error",
+    [errno.EPERM, errno.EACCES, errno.EXDEV, errno.EMLINK, errno.ENOTSUP],
+    ids=["EPERM", "EACCES", "EXDEV", "EMLINK", "ENOTSUP"],
+)
 def test_revert_copies_where_the_backup_cannot_be_linked_back(
     runner: CliRunner, hotfixed: tuple[Path, bytes, bytes], monkeypatch: pytest.MonkeyPatch, error: int
 ) -> None:
