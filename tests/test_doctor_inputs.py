@@ -232,6 +232,13 @@ def test_config_json_that_json_cannot_take_is_a_usage_error(tmp_path: Path, site
     assert_refused(code, payload, draft / "config.json", "--draft")
 
 
+def test_a_config_json_far_larger_than_a_config_is_not_read_whole(tmp_path: Path, site: Path) -> None:
+    text = json.dumps({**config("draft"), "padding": "x" * (17 * 1024 * 1024)})
+    target, draft = pair(tmp_path, draft=text)
+    code, payload = doctor(site, target, draft)
+    assert_refused(code, payload, draft / "config.json", "larger than", "--draft")
+
+
 @pytest.mark.parametrize("top", [[1], None, "config", 3], ids=["list", "null", "string", "number"])
 def test_config_json_that_is_not_an_object_is_a_usage_error(tmp_path: Path, site: Path, top: Any) -> None:
     target, draft = pair(tmp_path, draft=json.dumps(top))
