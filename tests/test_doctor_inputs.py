@@ -311,6 +311,16 @@ def test_what_is_not_a_regular_file_is_refused_at_once(
     assert line.startswith(f"eagle3-patch: error: {bad}: ") and "not a regular file" in line, line
 
 
+def test_a_long_id_list_is_checked_in_linear_time(tmp_path: Path, site: Path) -> None:
+    """200,000 ids in range (700 kB of config): counting each id's repeats with list.count took hours."""
+    ids = [i % 63 for i in range(200_000)]
+    target, draft = pair(tmp_path, draft=config("draft", eagle_config__eagle_aux_hidden_state_layer_ids=ids))
+    done = doctor_process(site, "--target", str(target), "--draft", str(draft), "--json")
+    assert done.returncode == EXIT_UNPATCHED, done.stderr
+    [duplicate] = [p for p in json.loads(done.stdout)["problems"] if p["rule"] == "aux-ids-duplicate"]
+    assert duplicate["detail"].startswith(f"ids {list(range(63))} repeat"), duplicate
+
+
 def test_a_fifo_among_the_release_files_is_skipped_not_read(tmp_path: Path, site: Path) -> None:
     """doctor reads every models/*.py for EntryClass: a FIFO there is not a model file."""
     os.mkfifo(site / "sglang" / "srt" / "models" / "zz_pipe.py")

@@ -14,6 +14,7 @@ anything else, so the arithmetic here never meets a string or a float.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,7 @@ def id_rules(pair: Pair) -> Iterator[Finding]:
                     f"id {i} is out of range for a {n}-layer target: after the +1 shift it crashes at start-up",
                     f"use ids from 0 to {n - 2}",
                 )
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, seen in Counter(ids).items() if seen > 1)
     if duplicates:
         yield Finding(
             "aux-ids-duplicate",
