@@ -258,6 +258,25 @@ def test_a_hugging_face_ref_that_is_not_text_falls_back_to_the_only_snapshot(tmp
     assert payload["draft"]["config"] == str(hub / "snapshots" / "abc123" / "config.json")
 
 
+def test_an_unreadable_snapshots_folder_is_a_usage_error(
+    tmp_path: Path, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root reads any folder, so the permission error is simulated where doctor lists snapshots/."""
+    target, _ = pair(tmp_path)
+    snapshots = tmp_path / "models--org--drafter" / "snapshots"
+    (snapshots / "abc123").mkdir(parents=True)
+    listing = Path.iterdir
+
+    def refuse(self: Path) -> Iterator[Path]:
+        if self == snapshots:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    code, payload = doctor(site, target, snapshots.parent)
+    assert_refused(code, payload, snapshots, "Permission denied", "--draft")
+
+
 # --- only regular files are read --------------------------------------------------------------
 
 

@@ -122,7 +122,10 @@ def _hub_snapshot(path: Path, option: str) -> Path | None:
     named = _ref_name(path / "refs" / "main")
     if named is not None and _kind(snapshots / named, option) == "folder":
         return snapshots / named
-    found = [p for p in snapshots.iterdir() if p.is_dir()]
+    try:
+        found = [p for p in snapshots.iterdir() if p.is_dir()]
+    except OSError as exc:
+        raise UsageError(f"cannot read it ({exc.strerror}); check {option}", path=snapshots) from exc
     return found[0] if len(found) == 1 else None
 
 
