@@ -28,7 +28,7 @@ from eagle3_patch.provenance import (
     reinstalled_hashes,
     without_our_blocks,
 )
-from eagle3_patch.reading import NotRegularFile, read_backup, read_bytes_or_none
+from eagle3_patch.reading import NotRegularFileError, read_backup, read_bytes_or_none
 from eagle3_patch.source import (
     PARSE_ERRORS,
     SourceIndex,
@@ -149,8 +149,8 @@ def _classify_file(look: _Look, file_spec: FileSpec, decided: dict[str, str]) ->
     path = look.install.models_dir / file_spec.name
     try:
         content = read_bytes_or_none(path)
-    except (IsADirectoryError, NotADirectoryError, NotRegularFile) as exc:
-        what = "a folder" if not isinstance(exc, NotRegularFile) else exc.kind
+    except (IsADirectoryError, NotADirectoryError, NotRegularFileError) as exc:
+        what = exc.kind if isinstance(exc, NotRegularFileError) else "a folder"
         detail = f"is {what}, not a model file: unknown layout; reinstall sglang"
         classes = tuple(ClassReport(c.name, c.role, UNSUPPORTED, detail) for c in file_spec.classes)
         return FileReport(file_spec, path, UNSUPPORTED, classes, None, detail)

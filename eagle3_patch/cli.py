@@ -9,6 +9,7 @@ anything else is a bug: exit 70, with the traceback saved to a log file.
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -53,13 +54,29 @@ _ROOT = click.option(
     help=f"The sglang package folder, its site-packages, or a source checkout (env: {ROOT_ENV}).",
 )
 _FOLDER = click.Path(exists=True, file_okay=False)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan, which compares false with both ends and so slips through."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+#: --lock-timeout: up to a day. apply and revert hold the lock for seconds; inf would wait forever.
+MAX_LOCK_TIMEOUT_S = 86400
 lock_timeout_option = click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=MAX_LOCK_TIMEOUT_S),
     default=120.0,
     show_default=True,
     metavar="SECONDS",
-    help="How long to wait for another eagle3-patch working on the same install.",
+    help=f"How long to wait for another eagle3-patch working on the same install (0 to {MAX_LOCK_TIMEOUT_S} s).",
 )
 
 
@@ -176,7 +193,7 @@ def status(sglang_root: str | None, python: str | None, overlay: str | None, **o
     type=click.IntRange(1, 8192),
     default=16,
     show_default=True,
-    help="Tokens each prompt generates in the cuda level's runs (with and without EAGLE-3).",
+    help="Tokens each prompt generates in the cuda level's runs, with and without EAGLE-3 (1 to 8192).",
 )
 @_OVERLAY
 def verify_command(
@@ -203,7 +220,7 @@ def verify_command(
     "--target", required=True, help="The Qwen3.5/Qwen3.6 target: checkpoint folder, HF cache folder or config.json."
 )
 @click.option("--draft", required=True, help="The EAGLE-3 drafter: checkpoint folder, HF cache folder or config.json.")
-@click.option("--tp", type=click.IntRange(1, 1024), help="Tensor-parallel size for the launch command.")
+@click.option("--tp", type=click.IntRange(1, 1024), help="Tensor-parallel size for the launch command (1 to 1024).")
 @click.option(
     "--launch-only",
     is_flag=True,

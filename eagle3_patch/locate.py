@@ -11,9 +11,11 @@ import ast
 import base64
 import json
 import os
+import selectors
 import shlex
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from eagle3_patch.reading import read_witness
 
 UNKNOWN_VERSION = "unknown"
 _PROBE_TIMEOUT_S = 60
+#: The probe answers in a few hundred bytes; past this an interpreter's output is not its answer.
+_PROBE_ANSWER_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,30 +98,112 @@ def locate(*, sglang_root: str | None = None, python: str | None = None) -> Inst
 
 
 def locate_python(python: str) -> Install:
-    """Ask another interpreter (a venv, conda env, Docker stage) where its sglang is."""
+    """Ask another interpreter (a venv, conda env, Docker stage) where its sglang is.
+
+    Its answer is checked, never trusted: read up to ``_PROBE_ANSWER_LIMIT``
+    bytes within ``_PROBE_TIMEOUT_S``, it must be UTF-8 JSON with the probe's
+    keys, each a string or null. Anything else is exit 5 naming the interpreter.
+    """
     source = Path(_probe.__file__).read_text(encoding="utf-8")
+    stdout, stderr = _probe_output(python, source)
     try:
-        completed = subprocess.run(
-            [python, "-c", source],
-            capture_output=True,
-            text=True,
-            timeout=_PROBE_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        answer = json.loads(stdout.decode("utf-8"))
+    except UnicodeDecodeError:
         raise NotFoundError(
-            f"cannot run this interpreter ({exc}); pass the path of a working python",
-            path=Path(python),
-        ) from exc
-    try:
-        answer = json.loads(completed.stdout)
-    except ValueError:
-        last = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        raise NotFoundError(
-            f"interpreter did not answer the probe ({last}); pass --sglang-root DIR instead",
+            "interpreter answered the probe in bytes that are not UTF-8; pass --sglang-root DIR instead",
             path=Path(python),
         ) from None
+    except (ValueError, RecursionError):
+        last = (stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[-1]
+        raise NotFoundError(
+            f"interpreter did not answer the probe ({_short(last)}); pass --sglang-root DIR instead",
+            path=Path(python),
+        ) from None
+    problem = _answer_problem(answer)
+    if problem is not None:
+        raise NotFoundError(
+            f"interpreter's answer is not the probe's ({problem}); pass the path of a working python, "
+            "or --sglang-root DIR",
+            path=Path(python),
+        )
     return _from_probe(answer, found_by=f"interpreter {python}")
+
+
+def _probe_output(python: str, source: str) -> tuple[bytes, bytes]:
+    """What ``python -c source`` writes to stdout and stderr, each at most ``_PROBE_ANSWER_LIMIT`` bytes.
+
+    Read as it comes, so an interpreter that writes without end is stopped
+    (killed) at the limit, and one that never finishes at the deadline.
+    """
+    try:
+        child = subprocess.Popen(
+            [python, "-c", source], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except (OSError, ValueError) as exc:
+        raise NotFoundError(
+            f"cannot run this interpreter ({exc}); pass the path of a working python", path=Path(python)
+        ) from exc
+    assert child.stdout is not None and child.stderr is not None
+    answer, errors = bytearray(), bytearray()
+    output = {child.stdout.fileno(): answer, child.stderr.fileno(): errors}
+    deadline = time.monotonic() + _PROBE_TIMEOUT_S
+    problem = None
+    with child, selectors.DefaultSelector() as selector:
+        for stream in (child.stdout, child.stderr):
+            selector.register(stream, selectors.EVENT_READ)
+        while selector.get_map() and problem is None:
+            remaining = deadline - time.monotonic()
+            ready = selector.select(remaining) if remaining > 0 else []
+            if not ready:
+                problem = f"no answer within {_PROBE_TIMEOUT_S} s"
+            for key, _ in ready:
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                    continue
+                output[key.fd] += chunk
+                if len(output[key.fd]) > _PROBE_ANSWER_LIMIT:
+                    problem = f"it wrote more than {_PROBE_ANSWER_LIMIT // 1024} KiB, not the probe's short answer"
+        if problem is None:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0))
+            except subprocess.TimeoutExpired:
+                problem = f"no answer within {_PROBE_TIMEOUT_S} s"
+        if problem is not None:
+            child.kill()
+    if problem is not None:
+        raise NotFoundError(
+            f"cannot run this interpreter ({problem}); pass the path of a working python", path=Path(python)
+        )
+    return bytes(answer), bytes(errors)
+
+
+#: What the probe answers (``_probe.probe``): each a string or None.
+_ANSWER_KEYS = ("python", "package_dir", "version", "dist_info", "editable_url", "pycache_prefix")
+
+
+def _answer_problem(answer: object) -> str | None:
+    """Why ``answer`` is not what ``_probe.probe`` returns; None when it is."""
+    if not isinstance(answer, dict):
+        return f"a JSON {_json_kind(answer)}, not an object"
+    for key in _ANSWER_KEYS:
+        if key not in answer:
+            return f"no {key!r}"
+        value = answer[key]
+        if value is not None and not isinstance(value, str):
+            return f"{key!r} is a JSON {_json_kind(value)}, not a string or null"
+        if value is not None and "\0" in value:
+            return f"{key!r} holds a NUL character"
+    return None
+
+
+def _json_kind(value: object) -> str:
+    kinds = ((type(None), "null"), (bool, "boolean"), (str, "string"), (list, "array"), (dict, "object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "number")
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _from_probe(answer: dict[str, str | None], *, found_by: str) -> Install:

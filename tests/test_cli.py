@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from eagle3_patch import reading, transform
 from eagle3_patch.classify import classify_install
+from eagle3_patch.cli import cli
 from eagle3_patch.errors import (
     EXIT_CANNOT_WRITE,
     EXIT_DRIFT,
@@ -586,14 +587,14 @@ def test_an_unreadable_target_exits_6_with_one_line(
     site = make_install("capture_no_hook")
     target = models(site) / "qwen3_5.py"
     before = snapshot(site)
-    real_read = reading.read_regular
+    real_read = reading.read_regular_bytes
 
-    def read_regular(path: Path | str, *, follow_symlinks: bool = True) -> bytes:
+    def read_regular_bytes(path: Path | str, limit: int | None = None, *, follow_symlinks: bool = True) -> bytes:
         if Path(path) == target:
             raise PermissionError(13, "Permission denied", str(path))
-        return real_read(path, follow_symlinks=follow_symlinks)
+        return real_read(path, limit, follow_symlinks=follow_symlinks)
 
-    monkeypatch.setattr(reading, "read_regular", read_regular)
+    monkeypatch.setattr(reading, "read_regular_bytes", read_regular_bytes)
     result = run_cli(runner, command, "--sglang-root", str(site))
     assert result.exit_code == EXIT_CANNOT_WRITE, result.output
     assert (
@@ -741,6 +742,72 @@ def test_json_usage_errors_print_the_usage_error_object(args: list[str]) -> None
     payload = json.loads(completed.stdout)
     assert payload == {"command": args[0], "state": "usage-error", "exit_code": 2, "error": payload["error"]}
     assert payload["error"] and payload["error"] in completed.stderr
+
+
+#: Values no numeric option takes: not finite, negative, far too large, or not a number at all.
+BAD_NUMBERS = ["nan", "NaN", "inf", "-inf", "1e400", "-1", "1e308", "9" * 5000, "ten"]
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=[v if len(v) < 10 else f"{len(v)}-nines" for v in BAD_NUMBERS])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["apply", "--lock-timeout"],
+        ["revert", "--lock-timeout"],
+        ["verify", "--max-new-tokens"],
+        ["doctor", "--target", "t", "--draft", "d", "--tp"],
+    ],
+    ids=["apply", "revert", "verify", "doctor"],
+)
+def test_every_numeric_option_refuses_what_is_not_a_bounded_number(
+    runner: CliRunner, site: Path, args: list[str], value: str
+) -> None:
+    """A usage error from click (exit 2) before anything runs: nan once gave 70, inf waited forever."""
+    before = snapshot(site)
+    result = runner.invoke(cli, [*args, value, "--sglang-root", str(site)])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert "Invalid value for" in result.output and args[-1] in result.output
+    assert snapshot(site) == before
+
+
+@pytest.mark.parametrize(("option", "value"), [("--lock-timeout", "nan"), ("--lock-timeout", "inf")])
+def test_a_bad_number_with_json_prints_the_usage_error_object(site: Path, option: str, value: str) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "eagle3_patch", "apply", "--json", option, value, "--sglang-root", str(site)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == EXIT_USAGE, completed.stderr
+    payload = json.loads(completed.stdout)
+    assert payload["command"] == "apply" and payload["state"] == "usage-error" and option in payload["error"]
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "86400"])
+def test_lock_timeouts_within_the_bounds_are_taken(runner: CliRunner, site: Path, value: str) -> None:
+    assert run_cli(runner, "apply", "--lock-timeout", value, "--sglang-root", str(site)).exit_code == EXIT_OK
+
+
+def test_every_numeric_option_is_bounded_and_finite() -> None:
+    """Any numeric option, now or added later: a range with both ends, and a float one refuses nan."""
+    import click
+
+    numeric = [
+        (name, param)
+        for name, command in cli.commands.items()
+        for param in command.params
+        if isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType))
+    ]
+    assert len(numeric) >= 4, numeric
+    for name, param in numeric:
+        assert isinstance(param.type, click.types._NumberRangeBase), f"{name} {param.opts[0]} is unbounded"
+        assert param.type.min is not None and param.type.max is not None, f"{name} {param.opts[0]}"
+        bounds = f"{param.type.min:g} to {param.type.max:g}"
+        assert bounds in (param.help or ""), f"{name} {param.opts[0]}: the help states the bounds ({bounds})"
+        if isinstance(param.type, click.FloatRange):
+            with pytest.raises(click.BadParameter):
+                param.type.convert("nan", param, None)
 
 
 def test_help_lists_every_exit_code_and_every_option_has_help() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -225,3 +226,109 @@ def test_sglang_folder_in_current_directory_is_not_an_install(
     except NotFoundError:
         return
     assert found != tmp_path / "sglang"
+
+
+# --- another interpreter's answer is checked, never trusted -----------------------------------
+
+GOOD_ANSWER = {
+    "python": "/venv/bin/python",
+    "package_dir": None,
+    "version": None,
+    "dist_info": None,
+    "editable_url": None,
+    "pycache_prefix": None,
+}
+
+
+def fake_python(folder: Path, body: str) -> Path:
+    """A "python" that ignores its arguments and runs ``body`` (sh), for --python."""
+    script = folder / "python"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+def answering(folder: Path, answer: bytes) -> Path:
+    (folder / "answer").write_bytes(answer)
+    return fake_python(folder, f"cat '{folder / 'answer'}'")
+
+
+BAD_ANSWERS: dict[str, bytes] = {
+    "null": b"null",
+    "a list": b"[1]",
+    "a string": b'"sglang"',
+    "a number": b"3",
+    "nothing": b"",
+    "not JSON": b"Python 2.7 says hello",
+    "not UTF-8": b'\xff\xfe{"python": null}',
+    "deeply nested": b"[" * 100_000 + b"]" * 100_000,
+    "a numeric package_dir": json.dumps({**GOOD_ANSWER, "package_dir": 5}).encode(),
+    "a list as package_dir": json.dumps({**GOOD_ANSWER, "package_dir": ["/x"]}).encode(),
+    "a numeric dist_info": json.dumps({**GOOD_ANSWER, "package_dir": "/x/sglang", "dist_info": 3}).encode(),
+    "a numeric version": json.dumps({**GOOD_ANSWER, "package_dir": "/x/sglang", "version": 5}).encode(),
+    "a numeric python": json.dumps({**GOOD_ANSWER, "python": 7}).encode(),
+    "a NUL in package_dir": json.dumps({**GOOD_ANSWER, "package_dir": "/x\u0000y"}).encode(),
+    "no keys": b"{}",
+    "no package_dir": json.dumps({k: v for k, v in GOOD_ANSWER.items() if k != "package_dir"}).encode(),
+    "no version": json.dumps({k: v for k, v in GOOD_ANSWER.items() if k != "version"}).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ANSWERS))
+@pytest.mark.parametrize("command", ["status", "doctor"])
+def test_an_interpreter_whose_answer_is_not_the_probes_is_not_found(
+    tmp_path: Path, runner: CliRunner, name: str, command: str
+) -> None:
+    python = answering(tmp_path, BAD_ANSWERS[name])
+    extra = ["--target", str(tmp_path), "--draft", str(tmp_path)] if command == "doctor" else []
+    code, payload = run_json(runner, command, "--python", str(python), *extra)
+    assert code == EXIT_NOT_FOUND, payload
+    assert payload["error"].startswith(f"{python}: ") and "\n" not in payload["error"], payload["error"]
+
+
+def test_a_good_answer_for_an_install_is_still_taken(make_install: MakeInstall, tmp_path: Path) -> None:
+    site = make_install("capture_no_hook", version="0.5.13")
+    answer = {**GOOD_ANSWER, "package_dir": str(site / "sglang"), "version": "0.5.13"}
+    answer["dist_info"] = str(site / "sglang-0.5.13.dist-info")
+    install = locate_python(str(answering(tmp_path, json.dumps(answer).encode())))
+    assert (install.package_dir, install.version, install.layout) == (site / "sglang", "0.5.13", "wheel")
+
+
+def test_a_good_answer_without_sglang_is_still_not_installed(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="sglang is not installed for /venv/bin/python"):
+        locate_python(str(answering(tmp_path, json.dumps(GOOD_ANSWER).encode())))
+
+
+def _limit_memory() -> None:  # pragma: no cover - runs in the child
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["exec yes", "exec yes >&2", "head -c 50000000 /dev/zero"],
+    ids=["endless-stdout", "endless-stderr", "50-MB-stdout"],
+)
+def test_an_interpreter_that_answers_without_end_is_cut_off(tmp_path: Path, body: str) -> None:
+    """Its output is read up to a bound: memory stays small and the answer comes at once (not after 60 s)."""
+    python = fake_python(tmp_path, body)
+    done = subprocess.run(
+        [sys.executable, "-m", "eagle3_patch", "status", "--python", str(python)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        preexec_fn=_limit_memory,
+    )
+    assert done.returncode == EXIT_NOT_FOUND, done.stderr[-2000:]
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"eagle3-patch: error: {python}: "), line
+
+
+def test_an_interpreter_that_never_answers_is_given_up_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eagle3_patch import locate as locate_module
+
+    monkeypatch.setattr(locate_module, "_PROBE_TIMEOUT_S", 1)
+    with pytest.raises(NotFoundError, match="cannot run this interpreter|did not answer"):
+        locate_python(str(fake_python(tmp_path, "exec sleep 30")))

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,119 @@ def test_verify_runs_its_levels_on_the_overlays_hooks(tmp_path: Path, release_si
     init.write_text(init.read_text().replace(shifted, "[layer_id for layer_id in layer_ids]"))
     code, payload = run_json(CliRunner(), "verify", *root, "--overlay", str(tmp_path / "out"))
     assert code == 1 and payload["levels"]["behaviour"]["status"] == "failed"
+
+
+# --- overlay writes only over what it wrote, and never into the install's own folder -------------
+
+
+@pytest.fixture
+def unpatched(make_install: Any) -> Path:
+    """A small unpatched install (fixture shapes): overlay has classes to hook."""
+    return make_install("capture_no_hook", version="0.5.11")
+
+
+def refused(site: Path, out: Path, *extra: str) -> str:
+    """overlay's error for ``out``: exit 2, one line; the folder's files are as they were."""
+    before = snapshot(out) if out.is_dir() else None
+    site_before = snapshot(site)
+    code, payload = overlay(site, out, *extra)
+    assert code == EXIT_USAGE, payload
+    assert "\n" not in payload["error"]
+    assert snapshot(site) == site_before, "not a byte of the install changes"
+    if before is not None:
+        assert snapshot(out) == before
+    return str(payload["error"])
+
+
+def test_out_as_the_site_packages_that_holds_sglang_is_refused(unpatched: Path) -> None:
+    """`--out <site-packages> --name sglang` once replaced sglang/__init__.py with the overlay."""
+    error = refused(unpatched, unpatched, "--name", "sglang")
+    assert str(unpatched) in error and "pick another folder" in error
+
+
+@pytest.mark.parametrize("name", ["eagle3_overlay", "sglang"])
+def test_out_inside_the_site_packages_or_the_package_is_refused(unpatched: Path, name: str) -> None:
+    for out in (unpatched, unpatched / "overlays", unpatched / "sglang", unpatched / "sglang" / "srt"):
+        error = refused(unpatched, out, "--name", name)
+        assert "pick another folder" in error, error
+        assert not (out / name / "__init__.py").exists() or name == "sglang"
+
+
+def test_out_through_a_link_to_the_site_packages_is_refused(unpatched: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(unpatched)
+    assert "pick another folder" in refused(unpatched, link)
+    assert not (unpatched / "eagle3_overlay").exists()
+
+
+def test_out_beside_a_checkout_package_is_refused(tmp_path: Path) -> None:
+    """A source checkout's python/ folder is the sys.path entry an editable install adds."""
+    from tests.test_locate import make_checkout
+
+    package = make_checkout(tmp_path / "clone", version_file="_version.py")
+    code, payload = run_json(
+        CliRunner(), "overlay", "--sglang-root", str(tmp_path / "clone"), "--out", str(package.parent), "--json"
+    )
+    assert code == EXIT_USAGE and "pick another folder" in payload["error"], payload
+    assert not (package.parent / "eagle3_overlay").exists()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: (p.mkdir(), (p / "__init__.py").write_text("VALUE = 1\n")),
+        lambda p: (p.mkdir(), (p / "__init__.py").write_text('"""Made by hand. [EAGLE3-PATCH]"""\n')),
+        lambda p: (p.mkdir(), (p / "data.txt").write_text("a namespace package or a data folder\n")),
+        lambda p: p.write_text("a file where the package would go\n"),
+        lambda p: (p.mkdir(), (p / "__init__.py").symlink_to(p.parent / "elsewhere.py")),
+    ],
+    ids=["a-package", "a-package-naming-the-marker", "a-folder-without-init", "a-file", "a-linked-init"],
+)
+def test_a_package_folder_that_is_not_our_overlay_is_refused(
+    unpatched: Path, tmp_path: Path, make: Callable[[Path], object]
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "elsewhere.py").write_text("VALUE = 2\n")
+    make(out / "mypkg")
+    error = refused(unpatched, out, "--name", "mypkg")
+    assert error.startswith(f"{out / 'mypkg'}: ") and "not an overlay eagle3-patch wrote" in error, error
+
+
+def test_a_module_of_the_same_name_under_out_is_refused(unpatched: Path, tmp_path: Path) -> None:
+    """out/mypkg/ would shadow out/mypkg.py for every import of mypkg."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mypkg.py").write_text("VALUE = 1\n")
+    assert str(out / "mypkg.py") in refused(unpatched, out, "--name", "mypkg")
+    assert not (out / "mypkg").exists()
+
+
+@pytest.mark.parametrize("name", ["sglang", "torch", "json"])
+def test_a_name_that_would_shadow_sglang_a_package_beside_it_or_the_standard_library_is_refused(
+    unpatched: Path, tmp_path: Path, name: str
+) -> None:
+    (unpatched / "torch").mkdir()
+    (unpatched / "torch" / "__init__.py").write_text("")
+    out = tmp_path / "out"
+    assert "shadow" in refused(unpatched, out, "--name", name)
+    assert not out.exists()
+
+
+def test_running_overlay_again_replaces_our_own_package(unpatched: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert overlay(unpatched, out)[0] == EXIT_OK
+    init = out / "eagle3_overlay" / "__init__.py"
+    first = init.read_bytes()
+    (out / "eagle3_overlay" / "__pycache__").mkdir()  # an import left its bytecode
+    (out / "eagle3_overlay" / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(b"\0")
+    init.write_bytes(first.replace(b"SGLANG_VERSION = '0.5.11'", b"SGLANG_VERSION = '0.5.10'"))
+    code, payload = overlay(unpatched, out)
+    assert code == EXIT_OK and payload["written"] == [str(init)]
+    assert init.read_bytes() == first
+
+
+def test_an_empty_folder_of_that_name_is_used(unpatched: Path, tmp_path: Path) -> None:
+    (tmp_path / "out" / "eagle3_overlay").mkdir(parents=True)
+    assert overlay(unpatched, tmp_path / "out")[0] == EXIT_OK
+    assert MARKER in (tmp_path / "out" / "eagle3_overlay" / "__init__.py").read_text()

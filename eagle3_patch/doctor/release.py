@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.locate import Install
+from eagle3_patch.reading import read_regular_bytes
 from eagle3_patch.verify.engine_args import read_server_args
 
 #: Drafter config keys that change the drafter's layers when set.
@@ -64,7 +65,8 @@ def _spec_v2_readers(package: Path) -> list[Path]:
 
 
 def _read(path: Path) -> bytes:
+    """A source file's bytes; b"" when it is missing, unreadable or not a regular file (a FIFO is never read)."""
     try:
-        return path.read_bytes()
+        return read_regular_bytes(path)
     except OSError:
         return b""

@@ -6,10 +6,15 @@ start-up and a negative one flags a layer from the end; the target reads the ids
 only from ``eagle_config``; a duplicate id is captured once, so the drafter's
 ``fc`` (``target_hidden_size`` or ``hidden_size``, times ``num_aux_hidden_states``,
 else the number of ids, else 3) gets fewer features than it expects.
+
+The sizes they read (``checkpoint.INTEGER_FIELDS``) are positive integers or
+unset, and every shape is a tuple of whole numbers: ``checkpoint.py`` refuses
+anything else, so the arithmetic here never meets a string or a float.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -187,7 +192,7 @@ def id_rules(pair: Pair) -> Iterator[Finding]:
                     f"id {i} is out of range for a {n}-layer target: after the +1 shift it crashes at start-up",
                     f"use ids from 0 to {n - 2}",
                 )
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, seen in Counter(ids).items() if seen > 1)
     if duplicates:
         yield Finding(
             "aux-ids-duplicate",
@@ -241,7 +246,13 @@ def weight_rules(pair: Pair) -> Iterator[Finding]:
     draft_vocab = config.get("draft_vocab_size") or config.get("vocab_size")
     for name in ("d2t", "lm_head.weight"):
         shape = tensor(draft, name)
-        if shape is not None and draft_vocab is not None and shape[0] != draft_vocab:
+        if shape == ():
+            yield Finding(
+                "draft-vocab",
+                f"{name} is a 0-d tensor (shape []): it has no rows, one per draft token",
+                "the weights are not an EAGLE-3 drafter's: export the drafter again",
+            )
+        elif shape is not None and draft_vocab is not None and shape[0] != draft_vocab:
             yield Finding(
                 "draft-vocab",
                 f"{name} has {shape[0]} rows; draft_vocab_size is {draft_vocab}",

@@ -18,6 +18,7 @@ from typing import Any
 
 from eagle3_patch.errors import EngineArgsError
 from eagle3_patch.locate import Install
+from eagle3_patch.reading import NotRegularFileError, read_regular_bytes
 
 SPEC_ENV = {"SGLANG_ENABLE_SPEC_V2": "1"}
 
@@ -44,7 +45,9 @@ def read_server_args(install: Install) -> ServerArgsFields:
     """The ``ServerArgs`` fields of ``install``, from its source."""
     path = install.package_dir / "srt" / "server_args.py"
     try:
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        tree = ast.parse(read_regular_bytes(path), filename=str(path))
+    except NotRegularFileError as exc:
+        raise EngineArgsError(f"cannot read ServerArgs (it is {exc.kind}, not a regular file)", path=path) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise EngineArgsError(f"cannot read ServerArgs ({exc})", path=path) from exc
     classes = _classes(tree)
@@ -185,7 +188,7 @@ def _namespace_classes(tree: ast.Module, site: Path) -> list[list[tuple[str, boo
         if module not in parsed:
             path = site.joinpath(*module.split(".")).with_suffix(".py")
             try:
-                parsed[module] = _classes(ast.parse(path.read_bytes(), filename=str(path)))
+                parsed[module] = _classes(ast.parse(read_regular_bytes(path), filename=str(path)))
             except (OSError, SyntaxError, ValueError):
                 parsed[module] = {}
         classes = parsed[module]

@@ -31,11 +31,11 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 from eagle3_patch.errors import DriftError, Eagle3PatchError, Interrupted, PartialWriteError, WriteError
 from eagle3_patch.ledger import sha256_hex
-from eagle3_patch.reading import kind_of, open_regular, read_backup, read_regular
+from eagle3_patch.reading import file_kind, open_regular, read_backup, read_regular_bytes
 from eagle3_patch.write.atomic import (
     TEMP_SUFFIX,
     atomic_write,
@@ -184,26 +184,26 @@ def _replace(journal: Journal, change: FileChange) -> None:
     displaced file (or in the backup, which may be another name of that file).
     """
     if change.path.is_symlink():  # a link into a package cache: that file is never written, nothing to displace
-        fd = None
+        handle = None
         current = read_or_fail(change.path)
     else:
-        fd = _open_target(change.path)
+        handle = _open_target(change.path)
     try:
-        if fd is not None:
-            current = _read_fd(change.path, fd)
+        if handle is not None:
+            current = _read_fd(change.path, handle.fileno())
         if sha256_hex(current) != change.expected_sha256:
             raise _edited_meanwhile(change.path)
-        if fd is not None and not _same_file(change.path, fd):
+        if handle is not None and not _same_file(change.path, handle.fileno()):
             raise _edited_meanwhile(change.path)  # replaced by another file since it was hashed
         _swap(journal, change, current)
-        if fd is not None:
-            displaced = _read_fd(change.path, fd)
+        if handle is not None:
+            displaced = _read_fd(change.path, handle.fileno())
             if displaced != current:
                 journal.displaced(change.path, displaced)
                 raise _edited_meanwhile(change.path)
     finally:
-        if fd is not None:
-            os.close(fd)
+        if handle is not None:
+            handle.close()
 
 
 def _swap(journal: Journal, change: FileChange, current: bytes) -> None:
@@ -231,7 +231,7 @@ def _swap(journal: Journal, change: FileChange, current: bytes) -> None:
             ) from exc
 
 
-def _open_target(path: Path) -> int:
+def _open_target(path: Path) -> BinaryIO:
     try:
         return open_regular(path, follow_symlinks=False)
     except OSError as exc:
@@ -357,7 +357,7 @@ def _preflight(plan: WritePlan) -> tuple[FileChange, ...]:
     for change in plan.changes:
         real = change.path
         try:
-            current = read_regular(real)
+            current = read_regular_bytes(real)
             mode = os.lstat(real).st_mode
         except OSError as exc:
             raise write_error(real, exc) from exc
@@ -416,7 +416,7 @@ def _refuse_odd_records(plan: WritePlan) -> None:
             raise write_error(path, exc) from exc
         if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
             raise WriteError(
-                f"is {kind_of(mode)} where eagle3-patch keeps its {role}, not a file of ours; nothing was "
+                f"is {file_kind(mode)} where eagle3-patch keeps its {role}, not a file of ours; nothing was "
                 "changed. Move it out of the way and run the command again",
                 path=path,
             )

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from eagle3_patch.errors import WriteError
-from eagle3_patch.reading import read_bytes_or_none, read_regular
+from eagle3_patch.reading import read_bytes_or_none, read_regular_bytes
 
 TEMP_SUFFIX = ".eagle3-tmp"
 
@@ -139,7 +139,7 @@ def cannot_link(exc: WriteError) -> bool:
 
 def read_or_fail(path: Path) -> bytes:
     try:
-        return read_regular(path)
+        return read_regular_bytes(path)
     except OSError as exc:
         raise write_error(path, exc) from exc
 
