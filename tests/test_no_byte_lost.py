@@ -427,3 +427,48 @@ def test_record_is_byte_identical_after_revert_for_every_newline_shape(
     assert record.read_bytes() != data, "our files are listed"
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert record.read_bytes() == data
+
+
+def test_protected_hard_links_fall_back_to_a_copy_for_real(make_install: MakeInstall) -> None:
+    """fs.protected_hardlinks=1 (the default): root applied on nobody's install whose files are root's, and
+    nobody, the folders' owner, reverts; linking root's backup back is EPERM, so the original is copied."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    if Path("/proc/sys/fs/protected_hardlinks").read_text().strip() != "1":
+        pytest.skip("fs.protected_hardlinks is off here: every link is allowed")
+    import pwd
+    import tempfile
+
+    from tests.conftest import REPO
+
+    nobody = pwd.getpwnam("nobody")
+    shared = Path(tempfile.mkdtemp(prefix="eagle3-patch-protected-", dir="/tmp"))  # traversable by nobody
+    try:
+        shared.chmod(0o755)
+        site = shutil.copytree(make_install("capture_no_hook", "text_wrapper", version="0.5.21"), shared / "site")
+        pristine = {p.name: p.read_bytes() for p in models(site).glob("*.py")}
+        for path in [site, *site.rglob("*")]:
+            if path.is_dir():
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)  # nobody's folders, root's files (mode 0644)
+        launcher = [sys.executable, str(REPO / "tests" / "fault_injection.py")]
+        env = {**os.environ, "HOME": str(shared), "PYTHONPATH": str(REPO)}  # this checkout's code, as nobody too
+        applied = subprocess.run(
+            [*launcher, "apply", "--sglang-root", str(site)], capture_output=True, timeout=120, env=env, check=False
+        )
+        assert applied.returncode == EXIT_OK, applied.stderr
+        backup = models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)
+        assert backup.stat().st_uid == 0, "the backup is root's file: nobody may not link it"
+        as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+        reverted = subprocess.run(
+            [*as_nobody, *launcher, "revert", "--sglang-root", str(site), "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=shared,
+            timeout=120,
+            check=False,
+        )
+        assert reverted.returncode == EXIT_OK, reverted.stdout + reverted.stderr
+        assert {p.name: p.read_bytes() for p in models(site).glob("*.py")} == pristine
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
