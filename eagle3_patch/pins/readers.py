@@ -14,6 +14,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from types import ModuleType
 
 from eagle3_patch.pins.dockerfile import dockerfile_pins
@@ -29,8 +30,9 @@ else:  # pragma: no cover - Python 3.10
 _COMMENT = re.compile(r"(^|\s)#.*$")
 _INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 #: A line a requirements file may hold: an option, a requirement (any project), a URL or a path.
+#: (The blanks after the extras belong to them: two ``\s*`` side by side made a failing match quadratic.)
 _REQUIREMENTS_LINE = re.compile(
-    r"-.*|[A-Za-z0-9][\w.-]*\s*(\[[^\]]*\])?\s*([<>=!~@;].*|\(\s*[<>=!~].*)?|(git\+|https?:|file:|\.{0,2}/)\S*"
+    r"-.*|[A-Za-z0-9][\w.-]*\s*(\[[^\]]*\]\s*)?([<>=!~@;].*|\(\s*[<>=!~].*)?|(git\+|https?:|file:|\.{0,2}/)\S*"
 )
 
 #: A Dockerfile's ``FROM [--platform=X] IMAGE [AS NAME]`` (and not Python's ``from x import y``).
@@ -106,17 +108,19 @@ def _is_python(text: str) -> bool:
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Lines with backslash continuations joined, each with the number of its first line."""
-    buffer, start = "", 0
+    pieces: list[str] = []  # joined once at the end: adding to a string could copy it once per line
+    start = 0
     for number, raw in enumerate(text.splitlines(), start=1):
-        if not buffer:
+        if not pieces:
             start = number
         if raw.rstrip().endswith("\\"):
-            buffer += raw.rstrip()[:-1] + " "
+            pieces.append(raw.rstrip()[:-1] + " ")
             continue
-        yield start, buffer + raw
-        buffer = ""
-    if buffer:
-        yield start, buffer
+        pieces.append(raw)
+        yield start, "".join(pieces)
+        pieces = []
+    if pieces:
+        yield start, "".join(pieces)
 
 
 def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
@@ -131,7 +135,8 @@ def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
         if line.startswith("-"):
             yield from _requirements_option(path, number, line, seen)
             continue
-        text = re.split(r"\s+-", line, maxsplit=1)[0].strip()  # drop per-line options (--hash=...)
+        option = re.search(r"\s-", line)  # drop per-line options (--hash=...); one blank before the dash is enough
+        text = line[: option.start()].strip() if option else line
         pin = requirement_pin(path, number, text, "requirements")
         if pin is not None:
             yield pin
@@ -177,12 +182,11 @@ def _pyproject_pins(path: str) -> list[Pin]:
         strings.extend(uv.get(key, []))
     source = _uv_git_source(path, lines, uv.get("sources", {}))
     pins = [] if source is None else [source]
-    used: set[int] = set()
+    quoted = _QuotedStrings(lines)
     for text_requirement in strings:
-        number = _line_of(lines, f'"{text_requirement}"', used) or _line_of(lines, f"'{text_requirement}'", used)
-        pin = requirement_pin(path, number or 1, text_requirement, "pyproject")
+        pin = requirement_pin(path, 1, text_requirement, "pyproject")
         if pin is not None and not (source is not None and pin.version is None):  # the source gives its version
-            pins.append(pin)
+            pins.append(replace(pin, line=quoted.claim(text_requirement) or 1))
     poetry = tool.get("poetry", {})
     tables = [("tool.poetry.dependencies", poetry.get("dependencies", {}))]
     tables.append(("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {})))
@@ -216,14 +220,14 @@ def _uv_git_source(path: str, lines: list[str], sources: dict[str, object]) -> P
         git = git_table_reference(item)
         if git is not None:
             text, reference = git
-            number = _line_of(lines, f"[tool.uv.sources.{name}]", set()) or _key_line(lines, "tool.uv.sources", name)
+            number = _line_of(lines, f"[tool.uv.sources.{name}]") or _key_line(lines, "tool.uv.sources", name)
             return Pin(path, number, text, reference.version, "pyproject", f"{reference.note}, in [tool.uv.sources]")
     return None
 
 
 def _key_line(lines: list[str], header: str, key: str) -> int:
     """The line of ``key =`` in the TOML table ``[header]`` (the header's line when it is not found)."""
-    start = _line_of(lines, f"[{header}]", set()) or 1
+    start = _line_of(lines, f"[{header}]") or 1
     pattern = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
     return next((n for n in range(start, len(lines) + 1) if pattern.match(lines[n - 1])), start)
 
@@ -264,13 +268,37 @@ def _package_entry_lines(lines: list[str]) -> list[int]:
     return found
 
 
-def _line_of(lines: list[str], needle: str, used: set[int]) -> int:
-    """The first line holding ``needle`` not yet claimed by an earlier finding (0: none)."""
-    for number, line in enumerate(lines, start=1):
-        if needle in line and number not in used:
-            used.add(number)
-            return number
-    return 0
+def _line_of(lines: list[str], needle: str) -> int:
+    """The first line holding ``needle`` (0: none)."""
+    return next((number for number, line in enumerate(lines, start=1) if needle in line), 0)
+
+
+class _QuotedStrings:
+    """Where each quoted string of a TOML file is written: each finding claims the next occurrence of its text.
+
+    ``"text"`` (``text`` holding no ``"``) stands in a line exactly where ``text`` lies between two
+    consecutive ``"``, and so for ``'``; one pass over the lines indexes them all, and each
+    requirement's line is a look-up: searching every line for every requirement took time quadratic
+    in a one-line array of them. Findings of one text get its occurrences in file order; a line may
+    hold several.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        #: text -> the lines it is written on in quotes, in order, a line once per occurrence.
+        self._places: dict[str, list[int]] = {}
+        self._claimed: dict[str, int] = {}
+        for number, line in enumerate(lines, start=1):
+            for quote in "\"'":
+                for between in line.split(quote)[1:-1]:
+                    self._places.setdefault(between, []).append(number)
+
+    def claim(self, text: str) -> int:
+        """The line of the next unclaimed quoted ``text``; 0 when none is left."""
+        places, claimed = self._places.get(text, []), self._claimed.get(text, 0)
+        if claimed >= len(places):
+            return 0
+        self._claimed[text] = claimed + 1
+        return places[claimed]
 
 
 def _setup_files() -> ModuleType:
