@@ -20,7 +20,7 @@ from types import ModuleType
 from eagle3_patch.pins.dockerfile import dockerfile_pins
 from eagle3_patch.pins.pin import Pin, requirement_pin
 from eagle3_patch.pins.requirement import PACKAGE, canonical_name, git_table_reference, wheel_version
-from eagle3_patch.reading import read_text_lenient
+from eagle3_patch.reading import NotRegularFile, read_text_lenient
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,6 +69,11 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
                 "pass only those (or narrow the hook's files pattern)",
             )
         return next(list(read(path)) for name, _, read in READERS if name == kind)
+    except NotRegularFile as exc:  # a FIFO, a socket, a device: refused before any read that could block or not end
+        raise UnreadableFile(
+            str(exc.filename),
+            f"{exc.strerror}; pins reads only regular files: pass the file itself, or leave this path out",
+        ) from exc
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else path  # an included file, or this one
         raise UnreadableFile(where, f"cannot read it ({exc.strerror or exc}); check its permissions") from exc
@@ -125,10 +130,14 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
     real = os.path.realpath(path)
-    if real in seen or not os.path.isfile(path):
+    if real in seen:
         return
     seen.add(real)
-    for number, line in _logical_lines(read_text_lenient(path)):
+    try:
+        text = read_text_lenient(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a missing file has none; one that is there but no regular file is refused (NotRegularFile)
+    for number, line in _logical_lines(text):
         line = _COMMENT.sub("", line).strip()
         if not line:
             continue
