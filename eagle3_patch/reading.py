@@ -87,5 +87,9 @@ def _refuse_unless_regular(path: str, mode: int) -> None:
 
 
 def read_text_lenient(path: str) -> str:
-    """A text file for the pins readers, from ``read_regular_file``: undecodable bytes are replaced, never fatal."""
-    return read_regular_file(path).decode("utf-8", errors="replace")
+    """A UTF-8 text file for the pins readers (TOML, Dockerfiles, setup.cfg), from ``read_regular_file``.
+
+    A leading UTF-8 byte order mark is dropped (Docker drops it; tomllib and configparser refuse the
+    file, so reading it is harmless), and undecodable bytes are replaced, never fatal.
+    """
+    return read_regular_file(path).decode("utf-8-sig", errors="replace")

@@ -500,11 +500,11 @@ def test_a_file_of_no_known_kind_is_an_error_naming_it(runner: CliRunner, monkey
 
 
 def test_an_unreadable_file_is_an_error_naming_it(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: str) -> str:
+    def refuse(path: str) -> bytes:
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.chdir(NAMED)
-    monkeypatch.setattr("eagle3_patch.pins.readers.read_text_lenient", refuse)
+    monkeypatch.setattr("eagle3_patch.pins.readers.read_regular_file", refuse)
     result = run_cli(runner, "pins", "deps.list")
     assert result.exit_code == EXIT_USAGE
     assert "deps.list: cannot read it (Permission denied)" in result.stderr

@@ -6,6 +6,8 @@ a hang, never exit 70. The pins command runs as a process, so a hang is a timeou
 
 from __future__ import annotations
 
+import codecs
+import json
 import os
 import socket
 import subprocess
@@ -123,3 +125,98 @@ except reading.NotRegularFile as exc:
     except subprocess.TimeoutExpired:
         pytest.fail("reading a FIFO blocked")
     assert done.stdout.strip() == "a FIFO", done.stderr
+
+
+# Encodings: a requirements file is decoded as pip decodes it; the other kinds as their own tools do.
+
+BOMS = {
+    "utf-8": codecs.BOM_UTF8,
+    "utf-16-le": codecs.BOM_UTF16_LE,
+    "utf-16-be": codecs.BOM_UTF16_BE,
+    "utf-32-le": codecs.BOM_UTF32_LE,
+    "utf-32-be": codecs.BOM_UTF32_BE,
+}
+#: What `pip freeze > requirements.txt` writes in Windows PowerShell 5: UTF-16 LE, a byte order mark, CRLF.
+FROZEN = "sglang==0.5.8\r\ntorch==2.9.1\r\n"
+
+
+@pytest.mark.parametrize("codec", list(BOMS))
+def test_a_requirements_file_with_a_byte_order_mark_reads_like_its_utf_8_twin(tmp_path: Path, codec: str) -> None:
+    (tmp_path / "requirements.txt").write_bytes(BOMS[codec] + FROZEN.encode(codec))
+    (tmp_path / "requirements-utf8.txt").write_bytes(FROZEN.encode())
+    marked, plain = pins(tmp_path, "requirements.txt"), pins(tmp_path, "requirements-utf8.txt")
+    assert marked.returncode == plain.returncode == EXIT_UNPATCHED, marked.stderr
+    assert marked.stdout.startswith("requirements.txt:1: sglang==0.5.8: unsupported")
+    assert marked.stdout == plain.stdout.replace("requirements-utf8.txt", "requirements.txt")
+
+
+@pytest.mark.parametrize("codec", list(BOMS))
+def test_decoding_agrees_with_pip(tmp_path: Path, codec: str) -> None:
+    """pip's own auto_decode, where it gives the text: it checks UTF-16's mark before UTF-32 LE's, which begins
+    with it, so it reads a UTF-32 LE file as UTF-16 (a NUL before each character); pins reads UTF-32 LE."""
+    encoding = pytest.importorskip("pip._internal.utils.encoding")
+    from eagle3_patch.pins.readers import read_requirements_text
+
+    path = tmp_path / "requirements.txt"
+    path.write_bytes(BOMS[codec] + FROZEN.encode(codec))
+    ours = read_requirements_text(str(path))
+    assert ours == FROZEN
+    if codec != "utf-32-le":
+        assert ours == encoding.auto_decode(path.read_bytes())
+
+
+def test_utf_16_requirements_included_constrained_and_named_otherwise(tmp_path: Path) -> None:
+    bom, data = codecs.BOM_UTF16_LE, "sglang==0.5.8\r\n".encode("utf-16-le")
+    (tmp_path / "base.txt").write_bytes(bom + data)
+    (tmp_path / "constraints.txt").write_bytes(bom + data)
+    (tmp_path / "deps.list").write_bytes(bom + data)
+    (tmp_path / "requirements.txt").write_text("-r base.txt\n-c constraints.txt\n")
+    done = pins(tmp_path, "requirements.txt", "deps.list")
+    assert done.returncode == EXIT_UNPATCHED
+    assert [line.split(": ")[0] for line in done.stdout.splitlines()] == [
+        "base.txt:1",
+        "constraints.txt:1",
+        "deps.list:1",
+    ]
+
+
+def test_a_coding_comment_names_the_requirements_encoding(tmp_path: Path) -> None:
+    text = "# -*- coding: latin-1 -*-\nsglang==0.5.8 ; platform_release == 'café'\n"
+    (tmp_path / "requirements.txt").write_bytes(text.encode("latin-1"))
+    done = pins(tmp_path, "requirements.txt", "--json")
+    assert json.loads(done.stdout)["findings"][0]["requirement"] == "sglang==0.5.8 ; platform_release == 'café'"
+
+
+def test_a_coding_comment_naming_no_text_encoding_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("# coding: klingon\nsglang==0.5.8\n")
+    done = pins(tmp_path, "requirements.txt")
+    assert done.returncode == EXIT_USAGE
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "requirements.txt: its coding comment names 'klingon'" in done.stderr
+
+
+UTF_8_KINDS = {
+    "Dockerfile": "FROM lmsysorg/sglang:v0.5.8\n",
+    "pyproject.toml": '[project]\nname = "x"\ndependencies = ["sglang==0.5.8"]\n',
+    "uv.lock": 'version = 1\n\n[[package]]\nname = "sglang"\nversion = "0.5.8"\n',
+    "setup.cfg": "[options]\ninstall_requires = sglang==0.5.8\n",
+    "setup.py": "from setuptools import setup\nsetup(install_requires=['sglang==0.5.8'])\n",
+}
+
+
+@pytest.mark.parametrize("name", list(UTF_8_KINDS))
+def test_a_utf_8_byte_order_mark_is_dropped_from_every_kind(tmp_path: Path, name: str) -> None:
+    """Docker and Python drop it; tomllib and setuptools' configparser refuse the file, so reading it is harmless."""
+    (tmp_path / name).write_bytes(codecs.BOM_UTF8 + UTF_8_KINDS[name].encode())
+    done = pins(tmp_path, name)
+    assert done.returncode == EXIT_UNPATCHED and f"{name}:" in done.stdout and "sglang==0.5.8" in done.stdout, done
+    assert ": unsupported — " in done.stdout
+
+
+def test_setup_py_is_decoded_as_python_decodes_it(tmp_path: Path) -> None:
+    """PEP 263: a coding comment in the first two lines names the encoding."""
+    requirement = "sglang==0.5.8 ; platform_release == 'café'"
+    text = f'# -*- coding: latin-1 -*-\nfrom setuptools import setup\nsetup(install_requires=["{requirement}"])\n'
+    (tmp_path / "setup.py").write_bytes(text.encode("latin-1"))
+    done = pins(tmp_path, "setup.py", "--json")
+    assert json.loads(done.stdout)["findings"][0]["requirement"] == requirement

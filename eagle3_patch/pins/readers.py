@@ -10,6 +10,7 @@ and one row in the table.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import sys
@@ -20,7 +21,7 @@ from types import ModuleType
 from eagle3_patch.pins.dockerfile import dockerfile_pins
 from eagle3_patch.pins.pin import Pin, requirement_pin
 from eagle3_patch.pins.requirement import PACKAGE, canonical_name, git_table_reference, wheel_version
-from eagle3_patch.reading import NotRegularFile, read_text_lenient
+from eagle3_patch.reading import NotRegularFile, read_regular_file, read_text_lenient
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,6 +35,19 @@ _INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 _REQUIREMENTS_LINE = re.compile(
     r"-.*|[A-Za-z0-9][\w.-]*\s*(\[[^\]]*\]\s*)?([<>=!~@;].*|\(\s*[<>=!~].*)?|(git\+|https?:|file:|\.{0,2}/)\S*"
 )
+
+#: The byte order marks of a requirements file and their codecs, as pip reads them (``auto_decode``), except
+#: the order: pip looks for UTF-16's two bytes first, which begin UTF-32 LE's mark, and so reads a UTF-32 LE
+#: file as UTF-16 (a NUL before each character, no requirement it can parse); the longer marks come first here.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: pip's (and PEP 263's) ``# -*- coding: latin-1 -*-``, in a line that starts with ``#``.
+_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
 
 #: A Dockerfile's ``FROM [--platform=X] IMAGE [AS NAME]`` (and not Python's ``from x import y``).
 _FROM_LINE = re.compile(r"^[ \t]*FROM([ \t]+--\S+)*[ \t]+\S+([ \t]+AS[ \t]+\S+)?[ \t]*$", re.MULTILINE | re.IGNORECASE)
@@ -61,7 +75,7 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
     """
     path = os.fspath(given)
     try:
-        kind = file_kind(path) or guess_kind(read_text_lenient(path))
+        kind = file_kind(path) or guess_kind(read_requirements_text(path))
         if kind is None:
             raise UnreadableFile(
                 path,
@@ -77,6 +91,34 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else path  # an included file, or this one
         raise UnreadableFile(where, f"cannot read it ({exc.strerror or exc}); check its permissions") from exc
+
+
+def read_requirements_text(path: str) -> str:
+    """A requirements or constraints file's text, decoded as pip decodes it; undecodable bytes replaced.
+
+    A byte order mark (UTF-8, UTF-16 or UTF-32, either order: ``pip freeze >`` in Windows
+    PowerShell 5 writes UTF-16 LE), else a coding comment in one of the first two lines, else
+    UTF-8 (pip: the locale's encoding, which is UTF-8 on Linux, macOS and in images; a fixed
+    answer here, so the hook says the same on every machine).
+    """
+    data = read_regular_file(path)
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, errors="replace")
+    first, _, rest = data.partition(b"\n")
+    for line in (first, rest.partition(b"\n")[0]):
+        declared = _CODING.search(line) if line.startswith(b"#") else None
+        if declared is not None:
+            codec = declared.group(1).decode("ascii")
+            try:
+                return data.decode(codec, errors="replace")
+            except (LookupError, UnicodeError) as exc:  # no such codec, or not one for text (pip fails on it too)
+                raise UnreadableFile(
+                    path,
+                    f"its coding comment names {codec!r}, which is no text encoding Python (or pip) can read it with; "
+                    "name one such as utf-8, or remove the comment",
+                ) from exc
+    return data.decode("utf-8", errors="replace")
 
 
 def guess_kind(text: str) -> str | None:
@@ -134,7 +176,7 @@ def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
         return
     seen.add(real)
     try:
-        text = read_text_lenient(path)
+        text = read_requirements_text(path)
     except (FileNotFoundError, NotADirectoryError):
         return  # a missing file has none; one that is there but no regular file is refused (NotRegularFile)
     for number, line in _logical_lines(text):

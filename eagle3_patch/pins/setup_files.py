@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from eagle3_patch.pins.pin import Pin, requirement_pin
-from eagle3_patch.reading import read_text_lenient
+from eagle3_patch.reading import read_regular_file, read_text_lenient
 
 if TYPE_CHECKING:
     import ast
@@ -27,7 +27,7 @@ def setup_py_pins(path: str) -> list[Pin]:
     import ast  # only for setup.py files: the hook's usual path does without it
 
     try:
-        tree = ast.parse(read_text_lenient(path), filename=path)
+        tree = ast.parse(_python_source(read_regular_file(path)), filename=path)
     except (SyntaxError, ValueError):
         return []
     bound = {
@@ -47,6 +47,19 @@ def setup_py_pins(path: str) -> list[Pin]:
                 for constant in _strings(keyword.value, bound, hops=3, followed=followed):
                     pins.extend(_found(requirement_pin(path, constant.lineno, str(constant.value), "setup.py")))
     return pins
+
+
+def _python_source(data: bytes) -> str:
+    """setup.py's text as Python decodes it (PEP 263): a UTF-8 byte order mark, else a coding comment in the
+    first two lines, else UTF-8; undecodable bytes are replaced, and a declaration Python refuses reads as UTF-8."""
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding, errors="replace")
+    except (SyntaxError, LookupError, UnicodeError):
+        return data.decode("utf-8", errors="replace")
 
 
 def _called_name(node: ast.expr) -> str:
