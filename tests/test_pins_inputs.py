@@ -220,3 +220,66 @@ def test_setup_py_is_decoded_as_python_decodes_it(tmp_path: Path) -> None:
     (tmp_path / "setup.py").write_bytes(text.encode("latin-1"))
     done = pins(tmp_path, "setup.py", "--json")
     assert json.loads(done.stdout)["findings"][0]["requirement"] == requirement
+
+
+# Nesting deeper than Python's parsers follow: exit 2 and one line naming the file, never 70.
+
+DEEP = 100_000
+DEEP_FILES = {
+    "arrays in pyproject.toml": (
+        "pyproject.toml",
+        '[project]\nname = "x"\ndependencies = ["sglang==0.5.21"]\n[tool.x]\ny = ' + "[" * DEEP + "]" * DEEP + "\n",
+        "nested too deeply for Python's TOML reader",
+    ),
+    "inline tables in pyproject.toml": (
+        "pyproject.toml",
+        '[project]\nname = "x"\n[tool.x]\ny = ' + "{a = " * DEEP + "1" + "}" * DEEP + "\n",
+        "nested too deeply for Python's TOML reader",
+    ),
+    "arrays in uv.lock": (
+        "uv.lock",
+        'version = 1\n[[package]]\nname = "sglang"\nversion = "0.5.21"\nx = ' + "[" * DEEP + "]" * DEEP + "\n",
+        "nested too deeply for Python's TOML reader",
+    ),
+    "arrays in a TOML file named otherwise": (
+        "deps.toml",
+        "x = " + "[" * DEEP + "]" * DEEP + "\n",
+        "nested too deeply for Python's TOML reader",
+    ),
+    "a chain of + in setup.py": (
+        "setup.py",
+        "from setuptools import setup\nsetup(install_requires=" + " + ".join(['"a"'] * DEEP) + ")\n",
+        "nested too deeply for Python's parser",
+    ),
+    "a chain of unary minus in setup.py": (
+        "setup.py",
+        "from setuptools import setup\nx = " + "-" * DEEP + "1\nsetup(install_requires=['sglang==0.5.21'])\n",
+        "nested too deeply for Python's parser",
+    ),
+    "a chain of + in a setup script named otherwise": (
+        "build.py",
+        "from setuptools import setup\nsetup(install_requires=" + " + ".join(['"a"'] * DEEP) + ")\n",
+        "nested too deeply for Python's parser",
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", list(DEEP_FILES))
+def test_nesting_too_deep_to_parse_is_exit_2_naming_the_file(tmp_path: Path, shape: str) -> None:
+    name, text, reason = DEEP_FILES[shape]
+    (tmp_path / name).write_text(text)
+    done = pins(tmp_path, name)
+    assert done.returncode == EXIT_USAGE, (done.returncode, done.stdout, done.stderr[-1000:])
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert f"{name}: {reason}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_includes_chained_too_deep_to_follow_are_exit_2(tmp_path: Path) -> None:
+    """pip follows -r recursively too, and fails on such a chain."""
+    for number in range(1500):
+        (tmp_path / f"requirements-{number}.txt").write_text(f"-r requirements-{number + 1}.txt\n")
+    (tmp_path / "requirements-1500.txt").write_text("sglang==0.5.21\n")
+    done = pins(tmp_path, "requirements-0.txt")
+    assert done.returncode == EXIT_USAGE, (done.returncode, done.stdout, done.stderr[-1000:])
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]
+    assert "requirements-0.txt: its -r/-c includes nest too deeply" in done.stderr

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from types import ModuleType
+from typing import Any
 
 from eagle3_patch.pins.dockerfile import dockerfile_pins
 from eagle3_patch.pins.pin import Pin, requirement_pin
@@ -75,7 +76,7 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
     """
     path = os.fspath(given)
     try:
-        kind = file_kind(path) or guess_kind(read_requirements_text(path))
+        kind = file_kind(path) or guess_kind(read_requirements_text(path), path=path)
         if kind is None:
             raise UnreadableFile(
                 path,
@@ -121,12 +122,12 @@ def read_requirements_text(path: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def guess_kind(text: str) -> str | None:
-    """The kind of a file whose name says nothing, from what it holds; None when it fits none."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        data = {}
+def guess_kind(text: str, *, path: str = "<text>") -> str | None:
+    """The kind of a file whose name says nothing, from what it holds; None when it fits none.
+
+    ``UnreadableFile`` (naming ``path``) when it is TOML or Python nested too deeply to parse.
+    """
+    data = load_toml(path, text) or {}
     if isinstance(data.get("package"), list):
         return "poetry.lock" if "content-hash" in data.get("metadata", {}) else "uv.lock"
     if data.keys() & {"project", "tool", "build-system", "dependency-groups"}:
@@ -135,7 +136,7 @@ def guess_kind(text: str) -> str | None:
         return "dockerfile"
     if re.search(r"^\[(options|metadata)(\.[\w.]+)?\][ \t]*$", text, re.MULTILINE):
         return "setup.cfg"
-    if re.search(r"\bsetup\s*\(", text) and _is_python(text):
+    if re.search(r"\bsetup\s*\(", text) and _is_python(path, text):
         return "setup.py"
     lines = (_COMMENT.sub("", line).strip() for _, line in _logical_lines(text))
     if all(_REQUIREMENTS_LINE.fullmatch(line) for line in lines if line):
@@ -143,14 +144,34 @@ def guess_kind(text: str) -> str | None:
     return None
 
 
-def _is_python(text: str) -> bool:
+def _is_python(path: str, text: str) -> bool:
     import ast  # only when guessing a setup.py
 
     try:
         ast.parse(text)
     except (SyntaxError, ValueError):
         return False
+    except (RecursionError, MemoryError) as exc:
+        raise UnreadableFile(path, TOO_DEEP_FOR_PYTHON) from exc
     return True
+
+
+#: Why a file nested past what Python's parsers follow is refused, and what to do (exit 2, like any unreadable file).
+TOO_DEEP_FOR_TOML = "nested too deeply for Python's TOML reader (arrays or inline tables thousands deep); flatten them"
+TOO_DEEP_FOR_PYTHON = (
+    "nested too deeply for Python's parser (an expression thousands of operators or brackets deep), "
+    "so Python could not run it either; shorten it"
+)
+
+
+def load_toml(path: str, text: str) -> dict[str, Any] | None:
+    """``text`` read as TOML; None when it is no TOML, ``UnreadableFile`` when it nests past tomllib's recursion."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+    except RecursionError as exc:
+        raise UnreadableFile(path, TOO_DEEP_FOR_TOML) from exc
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -210,15 +231,23 @@ def _requirements_option(path: str, number: int, line: str, seen: set[str]) -> I
 
 
 def requirements_file_pins(path: str) -> Iterator[Pin]:
-    """A requirements file's pins (also setup.cfg's ``file:`` references); a missing file has none."""
-    return _requirements_pins(path, seen=set())
+    """A requirements file's pins (also setup.cfg's ``file:`` references); a missing file has none.
+
+    Includes are followed recursively, as pip follows them: a chain too long for Python's
+    recursion limit (pip fails on it too) is an ``UnreadableFile`` naming this file.
+    """
+    try:
+        yield from _requirements_pins(path, seen=set())
+    except RecursionError as exc:
+        raise UnreadableFile(
+            path, "its -r/-c includes nest too deeply to follow (pip cannot either); shorten the chain"
+        ) from exc
 
 
 def _pyproject_pins(path: str) -> list[Pin]:
     text = read_text_lenient(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    data = load_toml(path, text)
+    if data is None:
         return []
     lines = text.splitlines()
     project = data.get("project", {})
@@ -286,10 +315,10 @@ def _key_line(lines: list[str], header: str, key: str) -> int:
 def _lock_pins(path: str, kind: str) -> list[Pin]:
     """Each ``[[package]]`` entry named sglang, at the line of that entry's ``name``."""
     text = read_text_lenient(path)
-    try:
-        packages = tomllib.loads(text).get("package", [])
-    except tomllib.TOMLDecodeError:
+    data = load_toml(path, text)
+    if data is None:
         return []
+    packages = data.get("package", [])
     entries = _package_entry_lines(text.splitlines())
     return [
         Pin(path, line, f"sglang=={package.get('version')}", package.get("version"), kind)

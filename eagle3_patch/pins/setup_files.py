@@ -30,6 +30,10 @@ def setup_py_pins(path: str) -> list[Pin]:
         tree = ast.parse(_python_source(read_regular_file(path)), filename=path)
     except (SyntaxError, ValueError):
         return []
+    except (RecursionError, MemoryError) as exc:  # the parser's stack: a chain of + or unary operators thousands long
+        from eagle3_patch.pins.readers import TOO_DEEP_FOR_PYTHON, UnreadableFile
+
+        raise UnreadableFile(path, TOO_DEEP_FOR_PYTHON) from exc
     bound = {
         target.id: node.value
         for node in tree.body
