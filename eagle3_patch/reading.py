@@ -92,4 +92,4 @@ def read_text_lenient(path: str) -> str:
     A leading UTF-8 byte order mark is dropped (Docker drops it; tomllib and configparser refuse the
     file, so reading it is harmless), and undecodable bytes are replaced, never fatal.
     """
-    return read_regular_file(path).decode("utf-8-sig", errors="replace")
+    return read_regular_file(path).decode("utf-8", errors="replace").removeprefix("\ufeff")  # no utf-8-sig import

@@ -11,7 +11,6 @@ multi-line ``RUN`` too.
 
 from __future__ import annotations
 
-import bisect
 import json
 import posixpath
 import re
@@ -28,10 +27,10 @@ _NAMES_SGLANG = r"(?i)sglang(\[[^\]]*\])?(\W|$)"
 _VARIABLE = re.compile(r"\$\{(?P<braced>\w+)(?::?-(?P<default>[^}]*))?\}|\$(?P<plain>\w+)")
 #: After a text's last ``}`` no ``${...}`` can end, so only ``$NAME`` is looked for there: the default's
 #: ``[^}]*`` would otherwise run to the end from every ``${NAME:-`` (quadratic in a line of them).
-_PLAIN_VARIABLE = re.compile(r"\$(?P<plain>\w+)")
+_PLAIN_VARIABLE = r"\$(?P<plain>\w+)"
 #: One piece of a shell word as shlex's POSIX mode reads it: plain characters, a backslash escape,
 #: a single- or double-quoted part, or blanks between words. Matched only where the last one ended.
-_SHELL_PIECE = re.compile(r"""[^ \t\r\n'"\\]+|\\(.)|'([^']*)'|"((?:[^"\\]|\\.)*)"|[ \t\r\n]+""", re.DOTALL)
+_SHELL_PIECE = r"""(?s)[^ \t\r\n'"\\]+|\\(.)|'([^']*)'|"((?:[^"\\]|\\.)*)"|[ \t\r\n]+"""
 #: Shell words (quotes kept, for split_words) and the operators between commands.
 _SHELL_TOKEN = re.compile(
     r"""(?P<operator>&&|\|\||[;&|()])|(?P<word>(?:[^\s'"\\;&|()]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+)"""
@@ -146,12 +145,14 @@ class _Instruction(NamedTuple):
 
     def line_at(self, offset: int) -> int:
         """The physical line holding ``arguments[offset]`` (a binary search: marks are in offset order)."""
-        found = bisect.bisect_right(self.marks, offset, key=_mark_offset)
-        return self.marks[max(found - 1, 0)][1]
-
-
-def _mark_offset(mark: tuple[int, int]) -> int:
-    return mark[0]
+        low, high = 0, len(self.marks)
+        while low < high:
+            middle = (low + high) // 2
+            if self.marks[middle][0] <= offset:
+                low = middle + 1
+            else:
+                high = middle
+        return self.marks[max(low - 1, 0)][1]
 
 
 class _Word(NamedTuple):
@@ -291,7 +292,7 @@ def _substitute(text: str, variables: Variables) -> tuple[str, tuple[tuple[str, 
         return default if default is not None and name not in variables else match.group(0)
 
     braces = text.rfind("}") + 1
-    return _VARIABLE.sub(value, text[:braces]) + _PLAIN_VARIABLE.sub(value, text[braces:]), tuple(used)
+    return _VARIABLE.sub(value, text[:braces]) + re.sub(_PLAIN_VARIABLE, value, text[braces:]), tuple(used)
 
 
 def split_words(text: str) -> list[str]:
@@ -304,8 +305,9 @@ def split_words(text: str) -> list[str]:
     parts: list[str] = []
     quoted = False
     position = 0
+    pieces = re.compile(_SHELL_PIECE)  # cached by re after the first time
     while position < len(text):
-        piece = _SHELL_PIECE.match(text, position)
+        piece = pieces.match(text, position)
         if piece is None:
             raise ValueError(f"no closing quotation or escaped character after offset {position}")
         position = piece.end()

@@ -48,7 +48,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 #: pip's (and PEP 263's) ``# -*- coding: latin-1 -*-``, in a line that starts with ``#``.
-_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")
+_CODING = rb"coding[:=]\s*([-\w.]+)"
 
 #: A Dockerfile's ``FROM [--platform=X] IMAGE [AS NAME]`` (and not Python's ``from x import y``).
 _FROM_LINE = re.compile(r"^[ \t]*FROM([ \t]+--\S+)*[ \t]+\S+([ \t]+AS[ \t]+\S+)?[ \t]*$", re.MULTILINE | re.IGNORECASE)
@@ -108,7 +108,7 @@ def read_requirements_text(path: str) -> str:
             return data[len(bom) :].decode(codec, errors="replace")
     first, _, rest = data.partition(b"\n")
     for line in (first, rest.partition(b"\n")[0]):
-        declared = _CODING.search(line) if line.startswith(b"#") else None
+        declared = re.search(_CODING, line) if line.startswith(b"#") else None
         if declared is not None:
             codec = declared.group(1).decode("ascii")
             try:

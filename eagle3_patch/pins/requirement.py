@@ -111,8 +111,9 @@ def git_reference(text: str) -> GitReference | None:
     """
     lowered = text.translate(_ASCII_LOWER)  # str.lower() may change the length (U+0130), so offsets would not map
     start = lowered.find("git+")
+    blank_after = re.compile(_BLANK).search  # compiled on first use, then cached by re
     while start >= 0:
-        blank = _BLANK.search(text, start)
+        blank = blank_after(text, start)
         end = blank.start() if blank is not None else len(text)
         part = lowered.find("/sglang", start + len("git+"), end)
         while part >= 0:
@@ -125,7 +126,7 @@ def git_reference(text: str) -> GitReference | None:
 
 
 _ASCII_LOWER = {upper: upper + 32 for upper in range(ord("A"), ord("Z") + 1)}
-_BLANK = re.compile(r"\s")
+_BLANK = r"\s"
 
 
 def _ref_after_repository(text: str, lowered: str, after: int, end: int) -> str | None:
