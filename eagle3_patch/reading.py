@@ -130,6 +130,9 @@ def read_backup(path: Path) -> bytes | None:
 
 
 def read_text_lenient(path: str) -> str:
-    """A text file for the pins readers: undecodable bytes are replaced, never fatal."""
-    with open(path, encoding="utf-8", errors="replace") as file:
-        return file.read()
+    """A UTF-8 text file for the pins readers (TOML, Dockerfiles, setup.cfg), from ``read_regular_bytes``.
+
+    A leading UTF-8 byte order mark is dropped (Docker drops it; tomllib and configparser refuse the
+    file, so reading it is harmless), and undecodable bytes are replaced, never fatal.
+    """
+    return read_regular_bytes(path).decode("utf-8", errors="replace").removeprefix("\ufeff")  # no utf-8-sig import

@@ -500,11 +500,11 @@ def test_a_file_of_no_known_kind_is_an_error_naming_it(runner: CliRunner, monkey
 
 
 def test_an_unreadable_file_is_an_error_naming_it(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: str) -> str:
+    def refuse(path: str) -> bytes:
         raise PermissionError(13, "Permission denied", path)
 
     monkeypatch.chdir(NAMED)
-    monkeypatch.setattr("eagle3_patch.pins.readers.read_text_lenient", refuse)
+    monkeypatch.setattr("eagle3_patch.pins.readers.read_regular_bytes", refuse)
     result = run_cli(runner, "pins", "deps.list")
     assert result.exit_code == EXIT_USAGE
     assert "deps.list: cannot read it (Permission denied)" in result.stderr
@@ -534,3 +534,26 @@ def test_discovery_and_the_hook_pattern_ignore_case() -> None:
     names = ["gpu.DockerFile", "serve.dockerfile", "Dockerfile_prod", "docker/DOCKERFILE", "setup.py", "pkg/setup.cfg"]
     assert all(pins.HOOK_FILES.search(name) for name in names)
     assert not any(pins.HOOK_FILES.search(name) for name in ["deps.list", "NOTES.md", "setup.py.bak"])
+
+
+def test_pyproject_pins_on_a_shared_line_get_that_line(tmp_path: Path) -> None:
+    """Another requirement on the line (or the same one twice) no longer sends the finding to line 1."""
+    path = write(
+        tmp_path,
+        "pyproject.toml",
+        """
+        [project]
+        name = "x"
+        dependencies = ["click", "sglang==0.5.21"]
+
+        [dependency-groups]
+        a = ['sglang==0.5.20', "sglang==0.5.20"]
+        b = ["sglang==0.5.20"]
+        """,
+    )
+    assert [(line, version) for line, _, version, _ in found(path)] == [
+        (3, "0.5.21"),
+        (6, "0.5.20"),
+        (6, "0.5.20"),
+        (7, "0.5.20"),
+    ]

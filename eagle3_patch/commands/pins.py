@@ -24,7 +24,7 @@ def pins(*, files: tuple[str, ...], allow_unpinned: bool, fetch: bool) -> PinsRe
     """Judge the sglang versions pinned in ``files`` (default: the ones found under this folder)."""
     paths = list(files) or discover(".")
     for path in paths:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):  # one that is there but no regular file (a FIFO, a folder) is refused by find_pins
             raise UsageError(
                 "no such file; pass requirements files, pyproject.toml, setup.py, setup.cfg, Dockerfiles or lock files",
                 path=path,

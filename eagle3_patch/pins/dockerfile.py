@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-import shlex
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import NamedTuple
@@ -25,8 +24,14 @@ from eagle3_patch.reading import read_text_lenient
 
 #: Patterns used only on rare text are strings, compiled (and cached by ``re``) on first use: start-up counts.
 _NAMES_SGLANG = r"(?i)sglang(\[[^\]]*\])?(\W|$)"
-_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
-#: Shell words (quotes kept, for shlex) and the operators between commands.
+_VARIABLE = re.compile(r"\$\{(?P<braced>\w+)(?::?-(?P<default>[^}]*))?\}|\$(?P<plain>\w+)")
+#: After a text's last ``}`` no ``${...}`` can end, so only ``$NAME`` is looked for there: the default's
+#: ``[^}]*`` would otherwise run to the end from every ``${NAME:-`` (quadratic in a line of them).
+_PLAIN_VARIABLE = r"\$(?P<plain>\w+)"
+#: One piece of a shell word as shlex's POSIX mode reads it: plain characters, a backslash escape,
+#: a single- or double-quoted part, or blanks between words. Matched only where the last one ended.
+_SHELL_PIECE = r"""(?s)[^ \t\r\n'"\\]+|\\(.)|'([^']*)'|"((?:[^"\\]|\\.)*)"|[ \t\r\n]+"""
+#: Shell words (quotes kept, for split_words) and the operators between commands.
 _SHELL_TOKEN = re.compile(
     r"""(?P<operator>&&|\|\||[;&|()])|(?P<word>(?:[^\s'"\\;&|()]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+)"""
 )
@@ -112,8 +117,18 @@ _OFFICIAL_TAG = r"^v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?:-[\w.]+)*$"
 #: A third-party image whose tag names the sglang it carries: ``app-...-sglang0.5.2-...``.
 _EMBEDDED = r"(?i)sglang[-_]?v?(\d+\.\d+\.\d+(?:\.post\d+)?)(?![\d.])"
 
-#: ARG/ENV name -> (value, the line it is set on).
-Variables = dict[str, tuple[str, int]]
+
+class Variables(dict[str, tuple[str, int]]):
+    """ARG/ENV name -> (value, the line it is set on), and how many characters substitution may still add.
+
+    ``ENV A=$A$A`` on each line doubles ``A`` (Docker does it too): forty such lines would fill any
+    memory. Past the budget (eight times the file, at least 64 KiB) a reference is left as written,
+    so a requirement built from it reads as one whose version comes from a variable.
+    """
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
 
 
 class _Instruction(NamedTuple):
@@ -129,8 +144,15 @@ class _Instruction(NamedTuple):
         return self.marks[0][1]
 
     def line_at(self, offset: int) -> int:
-        """The physical line holding ``arguments[offset]``."""
-        return next((line for start, line in reversed(self.marks) if start <= offset), self.marks[0][1])
+        """The physical line holding ``arguments[offset]`` (a binary search: marks are in offset order)."""
+        low, high = 0, len(self.marks)
+        while low < high:
+            middle = (low + high) // 2
+            if self.marks[middle][0] <= offset:
+                low = middle + 1
+            else:
+                high = middle
+        return self.marks[max(low - 1, 0)][1]
 
 
 class _Word(NamedTuple):
@@ -147,8 +169,8 @@ class _Checkout(NamedTuple):
 
     url: _Word
     ref: _Word | None
-    #: The install arguments that name its python/ folder (in every branch of a shell ``if``).
-    installs: tuple[_Word, ...] = ()
+    #: The install arguments that name its python/ folder (in every branch of a shell ``if``), added to in place.
+    installs: list[_Word]
 
 
 class _Stage:
@@ -183,11 +205,12 @@ class _Stage:
 
 def dockerfile_pins(path: str) -> list[Pin]:
     """Every sglang a Dockerfile's stages get from base images, pip installs and checkouts."""
-    variables: Variables = {}
+    text = read_text_lenient(path)
+    variables = Variables(budget=max(8 * len(text), 1 << 16))
     stage_names: set[str] = set()
     stage = _Stage()
     pins: list[Pin] = []
-    for instruction in _instructions(read_text_lenient(path)):
+    for instruction in _instructions(text):
         keyword = instruction.keyword
         if keyword in ("ARG", "ENV"):
             variables.update(_assignments(instruction, variables, env=keyword == "ENV"))
@@ -209,7 +232,10 @@ def _instructions(text: str) -> Iterator[_Instruction]:
     Comment and blank lines inside an instruction are dropped, as Docker does.
     """
     lines = text.splitlines()
-    buffer, marks = "", []
+    # Pieces are joined once per instruction: adding to a string could copy it once per line.
+    pieces: list[str] = []
+    length = 0  # of the pieces so far
+    marks: list[tuple[int, int]] = []
     index = 0
     while index < len(lines):
         raw = lines[index]
@@ -217,21 +243,26 @@ def _instructions(text: str) -> Iterator[_Instruction]:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        marks.append((len(buffer), index))
+        marks.append((length, index))
         if stripped.endswith("\\"):
-            buffer += raw.rstrip()[:-1] + " "
+            pieces.append(raw.rstrip()[:-1] + " ")
+            length += len(pieces[-1])
             continue
-        whole, spans = buffer + raw, marks
-        buffer, marks = "", []
+        pieces.append(raw)
+        whole, spans = "".join(pieces), marks
+        pieces, length, marks = [], 0, []
+        body: list[str] = []
+        size = len(whole)
         for _dash, _quote, delimiter in re.findall(_HEREDOC, whole) if "<<" in whole else []:
             while index < len(lines) and lines[index].strip() != delimiter:
-                spans.append((len(whole) + 1, index + 1))
-                whole += "\n" + lines[index]
+                spans.append((size + 1, index + 1))
+                body.append("\n" + lines[index])
+                size += len(body[-1])
                 index += 1
             index += 1  # the delimiter line
-        yield _instruction(whole, spans)
-    if buffer:
-        yield _instruction(buffer, marks)
+        yield _instruction(whole + "".join(body), spans)
+    if pieces:
+        yield _instruction("".join(pieces), marks)
 
 
 def _instruction(text: str, marks: list[tuple[int, int]]) -> _Instruction:
@@ -242,23 +273,68 @@ def _instruction(text: str, marks: list[tuple[int, int]]) -> _Instruction:
 
 
 def _substitute(text: str, variables: Variables) -> tuple[str, tuple[tuple[str, int], ...]]:
-    """``text`` with known ARG/ENV values (or ``${NAME:-default}``) put in, and the variables used."""
+    """``text`` with known ARG/ENV values (or ``${NAME:-default}``) put in, and the variables used.
+
+    Within the budget of ``variables``; past it a reference is left as written.
+    """
+    if "$" not in text:
+        return text, ()
     used: list[tuple[str, int]] = []
 
     def value(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(3)
-        if name in variables:
+        found = match.groupdict()
+        name = found.get("braced") or found["plain"]
+        if name in variables and len(variables[name][0]) <= variables.budget:
+            variables.budget -= len(variables[name][0])
             used.append((name, variables[name][1]))
             return variables[name][0]
-        return match.group(2) if match.group(2) is not None else match.group(0)
+        default = found.get("default")
+        return default if default is not None and name not in variables else match.group(0)
 
-    return _VARIABLE.sub(value, text), tuple(used)
+    braces = text.rfind("}") + 1
+    return _VARIABLE.sub(value, text[:braces]) + re.sub(_PLAIN_VARIABLE, value, text[braces:]), tuple(used)
 
 
-def _assignments(instruction: _Instruction, variables: Variables, *, env: bool) -> Variables:
+def split_words(text: str) -> list[str]:
+    """``text`` split into words as ``shlex.split`` does (POSIX rules); ValueError for an open quote or escape.
+
+    Linear in the text: shlex adds to its word one character at a time, a copy each, so one
+    long word took time quadratic in its length (12 s for 1 MB). Tests hold the two to the same answers.
+    """
+    words: list[str] = []
+    parts: list[str] = []
+    quoted = False
+    position = 0
+    pieces = re.compile(_SHELL_PIECE)  # cached by re after the first time
+    while position < len(text):
+        piece = pieces.match(text, position)
+        if piece is None:
+            raise ValueError(f"no closing quotation or escaped character after offset {position}")
+        position = piece.end()
+        first = piece.group(0)[0]
+        if first in " \t\r\n":
+            if parts or quoted:
+                words.append("".join(parts))
+            parts, quoted = [], False
+        elif first == "\\":
+            parts.append(piece.group(1))
+        elif first == "'":
+            parts.append(piece.group(2))
+            quoted = True
+        elif first == '"':
+            parts.append(re.sub(r'\\(["\\])', r"\1", piece.group(3)))  # in double quotes only these are escaped
+            quoted = True
+        else:
+            parts.append(piece.group(0))
+    if parts or quoted:
+        words.append("".join(parts))
+    return words
+
+
+def _assignments(instruction: _Instruction, variables: Variables, *, env: bool) -> dict[str, tuple[str, int]]:
     """``ARG``/``ENV`` definitions, with the variables already known put into their values (as Docker does)."""
     try:
-        words = shlex.split(instruction.arguments)
+        words = split_words(instruction.arguments)
     except ValueError:
         return {}
     if env and len(words) >= 2 and "=" not in words[0]:
@@ -318,7 +394,7 @@ def _shell_words(instruction: _Instruction, variables: Variables) -> list[_Word]
             continue
         text, sources = _substitute(match["word"], variables)
         try:
-            parts = shlex.split(text)
+            parts = split_words(text)
         except ValueError:
             parts = [text.strip("'\"")]
         words.extend(_Word(part, line, sources) for part in parts)
@@ -366,7 +442,7 @@ def _read_run(path: str, instruction: _Instruction, variables: Variables, stage:
             for word in _pip_install_arguments(command):
                 checkout = stage.checkout
                 if checkout is not None and _is_checkout_package(word.text, folder):
-                    stage.checkout = checkout._replace(installs=(*checkout.installs, word))
+                    checkout.installs.append(word)
                 elif (pin := _install_pin(path, word)) is not None:
                     stage.installs.append(pin)
 
@@ -393,11 +469,11 @@ def _read_git(after_git: list[_Word], stage: _Stage) -> None:
     if subcommand == "clone":
         ref, positional = _options_and_positional(arguments, _CLONE_VALUE_OPTIONS, _CLONE_REF_OPTIONS)
         if positional and is_sglang_repository(positional[0].text):
-            stage.start_checkout(_Checkout(positional[0], ref))
+            stage.start_checkout(_Checkout(positional[0], ref, []))
     elif subcommand in ("checkout", "switch") and stage.checkout is not None:
         _, positional = _options_and_positional(arguments, _CHECKOUT_VALUE_OPTIONS, frozenset())
         if positional:
-            stage.start_checkout(_Checkout(stage.checkout.url, positional[0]))
+            stage.start_checkout(_Checkout(stage.checkout.url, positional[0], []))
 
 
 def _options_and_positional(
@@ -472,7 +548,10 @@ def _install_pin(path: str, word: _Word) -> Pin | None:
 
 def _is_checkout_package(text: str, folder: str) -> bool:
     """Does this install argument name sglang's ``python/`` folder (``python[all]``, ``sglang/python``, ``.``)?"""
-    location = re.sub(r"\[[^\]]*\]$", "", text)
+    location = text
+    if text.endswith("]"):  # extras, ``[all]``: from the first ``[`` after any earlier ``]`` (no pattern: linear)
+        opening = text.find("[", text.rfind("]", 0, len(text) - 1) + 1, len(text) - 1)
+        location = text[:opening] if opening >= 0 else text
     if location in (".", "./", ""):
         location = folder
     return posixpath.basename(posixpath.normpath(location)) == "python"

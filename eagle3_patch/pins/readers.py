@@ -10,16 +10,19 @@ and one row in the table.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from types import ModuleType
+from typing import Any
 
 from eagle3_patch.pins.dockerfile import dockerfile_pins
 from eagle3_patch.pins.pin import Pin, requirement_pin
 from eagle3_patch.pins.requirement import PACKAGE, canonical_name, git_table_reference, wheel_version
-from eagle3_patch.reading import read_text_lenient
+from eagle3_patch.reading import NotRegularFileError, read_regular_bytes, read_text_lenient
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,9 +32,23 @@ else:  # pragma: no cover - Python 3.10
 _COMMENT = re.compile(r"(^|\s)#.*$")
 _INCLUDE_OPTIONS = ("-r", "--requirement", "-c", "--constraint")
 #: A line a requirements file may hold: an option, a requirement (any project), a URL or a path.
+#: (The blanks after the extras belong to them: two ``\s*`` side by side made a failing match quadratic.)
 _REQUIREMENTS_LINE = re.compile(
-    r"-.*|[A-Za-z0-9][\w.-]*\s*(\[[^\]]*\])?\s*([<>=!~@;].*|\(\s*[<>=!~].*)?|(git\+|https?:|file:|\.{0,2}/)\S*"
+    r"-.*|[A-Za-z0-9][\w.-]*\s*(\[[^\]]*\]\s*)?([<>=!~@;].*|\(\s*[<>=!~].*)?|(git\+|https?:|file:|\.{0,2}/)\S*"
 )
+
+#: The byte order marks of a requirements file and their codecs, as pip reads them (``auto_decode``), except
+#: the order: pip looks for UTF-16's two bytes first, which begin UTF-32 LE's mark, and so reads a UTF-32 LE
+#: file as UTF-16 (a NUL before each character, no requirement it can parse); the longer marks come first here.
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: pip's (and PEP 263's) ``# -*- coding: latin-1 -*-``, in a line that starts with ``#``.
+_CODING = rb"coding[:=]\s*([-\w.]+)"
 
 #: A Dockerfile's ``FROM [--platform=X] IMAGE [AS NAME]`` (and not Python's ``from x import y``).
 _FROM_LINE = re.compile(r"^[ \t]*FROM([ \t]+--\S+)*[ \t]+\S+([ \t]+AS[ \t]+\S+)?[ \t]*$", re.MULTILINE | re.IGNORECASE)
@@ -59,7 +76,7 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
     """
     path = os.fspath(given)
     try:
-        kind = file_kind(path) or guess_kind(read_text_lenient(path))
+        kind = file_kind(path) or guess_kind(read_requirements_text(path), path=path)
         if kind is None:
             raise UnreadableFile(
                 path,
@@ -67,17 +84,50 @@ def find_pins(given: str | os.PathLike[str]) -> list[Pin]:
                 "pass only those (or narrow the hook's files pattern)",
             )
         return next(list(read(path)) for name, _, read in READERS if name == kind)
+    except NotRegularFileError as exc:  # a FIFO, a socket, a device: refused before a read that could block
+        raise UnreadableFile(
+            str(exc.filename),
+            f"{exc.strerror}; pins reads only regular files: pass the file itself, or leave this path out",
+        ) from exc
     except OSError as exc:
         where = exc.filename if isinstance(exc.filename, str) else path  # an included file, or this one
         raise UnreadableFile(where, f"cannot read it ({exc.strerror or exc}); check its permissions") from exc
 
 
-def guess_kind(text: str) -> str | None:
-    """The kind of a file whose name says nothing, from what it holds; None when it fits none."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        data = {}
+def read_requirements_text(path: str) -> str:
+    """A requirements or constraints file's text, decoded as pip decodes it; undecodable bytes replaced.
+
+    A byte order mark (UTF-8, UTF-16 or UTF-32, either order: ``pip freeze >`` in Windows
+    PowerShell 5 writes UTF-16 LE), else a coding comment in one of the first two lines, else
+    UTF-8 (pip: the locale's encoding, which is UTF-8 on Linux, macOS and in images; a fixed
+    answer here, so the hook says the same on every machine).
+    """
+    data = read_regular_bytes(path)
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec, errors="replace")
+    first, _, rest = data.partition(b"\n")
+    for line in (first, rest.partition(b"\n")[0]):
+        declared = re.search(_CODING, line) if line.startswith(b"#") else None
+        if declared is not None:
+            codec = declared.group(1).decode("ascii")
+            try:
+                return data.decode(codec, errors="replace")
+            except (LookupError, UnicodeError) as exc:  # no such codec, or not one for text (pip fails on it too)
+                raise UnreadableFile(
+                    path,
+                    f"its coding comment names {codec!r}, which is no text encoding Python (or pip) can read it with; "
+                    "name one such as utf-8, or remove the comment",
+                ) from exc
+    return data.decode("utf-8", errors="replace")
+
+
+def guess_kind(text: str, *, path: str = "<text>") -> str | None:
+    """The kind of a file whose name says nothing, from what it holds; None when it fits none.
+
+    ``UnreadableFile`` (naming ``path``) when it is TOML or Python nested too deeply to parse.
+    """
+    data = load_toml(path, text) or {}
     if isinstance(data.get("package"), list):
         return "poetry.lock" if "content-hash" in data.get("metadata", {}) else "uv.lock"
     if data.keys() & {"project", "tool", "build-system", "dependency-groups"}:
@@ -86,7 +136,7 @@ def guess_kind(text: str) -> str | None:
         return "dockerfile"
     if re.search(r"^\[(options|metadata)(\.[\w.]+)?\][ \t]*$", text, re.MULTILINE):
         return "setup.cfg"
-    if re.search(r"\bsetup\s*\(", text) and _is_python(text):
+    if re.search(r"\bsetup\s*\(", text) and _is_python(path, text):
         return "setup.py"
     lines = (_COMMENT.sub("", line).strip() for _, line in _logical_lines(text))
     if all(_REQUIREMENTS_LINE.fullmatch(line) for line in lines if line):
@@ -94,44 +144,71 @@ def guess_kind(text: str) -> str | None:
     return None
 
 
-def _is_python(text: str) -> bool:
+def _is_python(path: str, text: str) -> bool:
     import ast  # only when guessing a setup.py
 
     try:
         ast.parse(text)
     except (SyntaxError, ValueError):
         return False
+    except (RecursionError, MemoryError) as exc:
+        raise UnreadableFile(path, TOO_DEEP_FOR_PYTHON) from exc
     return True
+
+
+#: Why a file nested past what Python's parsers follow is refused, and what to do (exit 2, like any unreadable file).
+TOO_DEEP_FOR_TOML = "nested too deeply for Python's TOML reader (arrays or inline tables thousands deep); flatten them"
+TOO_DEEP_FOR_PYTHON = (
+    "nested too deeply for Python's parser (an expression thousands of operators or brackets deep), "
+    "so Python could not run it either; shorten it"
+)
+
+
+def load_toml(path: str, text: str) -> dict[str, Any] | None:
+    """``text`` read as TOML; None when it is no TOML, ``UnreadableFile`` when it nests past tomllib's recursion."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+    except RecursionError as exc:
+        raise UnreadableFile(path, TOO_DEEP_FOR_TOML) from exc
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """Lines with backslash continuations joined, each with the number of its first line."""
-    buffer, start = "", 0
+    pieces: list[str] = []  # joined once at the end: adding to a string could copy it once per line
+    start = 0
     for number, raw in enumerate(text.splitlines(), start=1):
-        if not buffer:
+        if not pieces:
             start = number
         if raw.rstrip().endswith("\\"):
-            buffer += raw.rstrip()[:-1] + " "
+            pieces.append(raw.rstrip()[:-1] + " ")
             continue
-        yield start, buffer + raw
-        buffer = ""
-    if buffer:
-        yield start, buffer
+        pieces.append(raw)
+        yield start, "".join(pieces)
+        pieces = []
+    if pieces:
+        yield start, "".join(pieces)
 
 
 def _requirements_pins(path: str, *, seen: set[str]) -> Iterator[Pin]:
     real = os.path.realpath(path)
-    if real in seen or not os.path.isfile(path):
+    if real in seen:
         return
     seen.add(real)
-    for number, line in _logical_lines(read_text_lenient(path)):
+    try:
+        text = read_requirements_text(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return  # a missing file has none; one that is there but no regular file is refused (NotRegularFileError)
+    for number, line in _logical_lines(text):
         line = _COMMENT.sub("", line).strip()
         if not line:
             continue
         if line.startswith("-"):
             yield from _requirements_option(path, number, line, seen)
             continue
-        text = re.split(r"\s+-", line, maxsplit=1)[0].strip()  # drop per-line options (--hash=...)
+        option = re.search(r"\s-", line)  # drop per-line options (--hash=...); one blank before the dash is enough
+        text = line[: option.start()].strip() if option else line
         pin = requirement_pin(path, number, text, "requirements")
         if pin is not None:
             yield pin
@@ -154,15 +231,23 @@ def _requirements_option(path: str, number: int, line: str, seen: set[str]) -> I
 
 
 def requirements_file_pins(path: str) -> Iterator[Pin]:
-    """A requirements file's pins (also setup.cfg's ``file:`` references); a missing file has none."""
-    return _requirements_pins(path, seen=set())
+    """A requirements file's pins (also setup.cfg's ``file:`` references); a missing file has none.
+
+    Includes are followed recursively, as pip follows them: a chain too long for Python's
+    recursion limit (pip fails on it too) is an ``UnreadableFile`` naming this file.
+    """
+    try:
+        yield from _requirements_pins(path, seen=set())
+    except RecursionError as exc:
+        raise UnreadableFile(
+            path, "its -r/-c includes nest too deeply to follow (pip cannot either); shorten the chain"
+        ) from exc
 
 
 def _pyproject_pins(path: str) -> list[Pin]:
     text = read_text_lenient(path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+    data = load_toml(path, text)
+    if data is None:
         return []
     lines = text.splitlines()
     project = data.get("project", {})
@@ -177,12 +262,11 @@ def _pyproject_pins(path: str) -> list[Pin]:
         strings.extend(uv.get(key, []))
     source = _uv_git_source(path, lines, uv.get("sources", {}))
     pins = [] if source is None else [source]
-    used: set[int] = set()
+    quoted = _QuotedStrings(lines)
     for text_requirement in strings:
-        number = _line_of(lines, f'"{text_requirement}"', used) or _line_of(lines, f"'{text_requirement}'", used)
-        pin = requirement_pin(path, number or 1, text_requirement, "pyproject")
+        pin = requirement_pin(path, 1, text_requirement, "pyproject")
         if pin is not None and not (source is not None and pin.version is None):  # the source gives its version
-            pins.append(pin)
+            pins.append(replace(pin, line=quoted.claim(text_requirement) or 1))
     poetry = tool.get("poetry", {})
     tables = [("tool.poetry.dependencies", poetry.get("dependencies", {}))]
     tables.append(("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {})))
@@ -216,14 +300,14 @@ def _uv_git_source(path: str, lines: list[str], sources: dict[str, object]) -> P
         git = git_table_reference(item)
         if git is not None:
             text, reference = git
-            number = _line_of(lines, f"[tool.uv.sources.{name}]", set()) or _key_line(lines, "tool.uv.sources", name)
+            number = _line_of(lines, f"[tool.uv.sources.{name}]") or _key_line(lines, "tool.uv.sources", name)
             return Pin(path, number, text, reference.version, "pyproject", f"{reference.note}, in [tool.uv.sources]")
     return None
 
 
 def _key_line(lines: list[str], header: str, key: str) -> int:
     """The line of ``key =`` in the TOML table ``[header]`` (the header's line when it is not found)."""
-    start = _line_of(lines, f"[{header}]", set()) or 1
+    start = _line_of(lines, f"[{header}]") or 1
     pattern = re.compile(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=")
     return next((n for n in range(start, len(lines) + 1) if pattern.match(lines[n - 1])), start)
 
@@ -231,10 +315,10 @@ def _key_line(lines: list[str], header: str, key: str) -> int:
 def _lock_pins(path: str, kind: str) -> list[Pin]:
     """Each ``[[package]]`` entry named sglang, at the line of that entry's ``name``."""
     text = read_text_lenient(path)
-    try:
-        packages = tomllib.loads(text).get("package", [])
-    except tomllib.TOMLDecodeError:
+    data = load_toml(path, text)
+    if data is None:
         return []
+    packages = data.get("package", [])
     entries = _package_entry_lines(text.splitlines())
     return [
         Pin(path, line, f"sglang=={package.get('version')}", package.get("version"), kind)
@@ -264,13 +348,37 @@ def _package_entry_lines(lines: list[str]) -> list[int]:
     return found
 
 
-def _line_of(lines: list[str], needle: str, used: set[int]) -> int:
-    """The first line holding ``needle`` not yet claimed by an earlier finding (0: none)."""
-    for number, line in enumerate(lines, start=1):
-        if needle in line and number not in used:
-            used.add(number)
-            return number
-    return 0
+def _line_of(lines: list[str], needle: str) -> int:
+    """The first line holding ``needle`` (0: none)."""
+    return next((number for number, line in enumerate(lines, start=1) if needle in line), 0)
+
+
+class _QuotedStrings:
+    """Where each quoted string of a TOML file is written: each finding claims the next occurrence of its text.
+
+    ``"text"`` (``text`` holding no ``"``) stands in a line exactly where ``text`` lies between two
+    consecutive ``"``, and so for ``'``; one pass over the lines indexes them all, and each
+    requirement's line is a look-up: searching every line for every requirement took time quadratic
+    in a one-line array of them. Findings of one text get its occurrences in file order; a line may
+    hold several.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        #: text -> the lines it is written on in quotes, in order, a line once per occurrence.
+        self._places: dict[str, list[int]] = {}
+        self._claimed: dict[str, int] = {}
+        for number, line in enumerate(lines, start=1):
+            for quote in "\"'":
+                for between in line.split(quote)[1:-1]:
+                    self._places.setdefault(between, []).append(number)
+
+    def claim(self, text: str) -> int:
+        """The line of the next unclaimed quoted ``text``; 0 when none is left."""
+        places, claimed = self._places.get(text, []), self._claimed.get(text, 0)
+        if claimed >= len(places):
+            return 0
+        self._claimed[text] = claimed + 1
+        return places[claimed]
 
 
 def _setup_files() -> ModuleType:

@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 
 PACKAGE = "sglang"
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+#: No two ``[ \t]*`` stand side by side (the blanks after the extras belong to them): a run of blanks that
+#: fails to match is then tried once, not once per way of sharing it out, so matching is linear in the text.
 _SIMPLE_REQUIREMENT = re.compile(
     rf"[ \t]*(?P<name>{_NAME})[ \t]*"
-    rf"(?:\[[ \t]*(?:{_NAME}[ \t]*(?:,[ \t]*{_NAME}[ \t]*)*)?\])?"
-    r"[ \t]*(?:==[ \t]*(?P<version>[A-Za-z0-9.!+_-]+)[ \t]*)?(?:;(?P<marker>.*))?"
+    rf"(?:\[[ \t]*(?:{_NAME}[ \t]*(?:,[ \t]*{_NAME}[ \t]*)*)?\][ \t]*)?"
+    r"(?:==[ \t]*(?P<version>[A-Za-z0-9.!+_-]+)[ \t]*)?(?:;(?P<marker>.*))?"
 )
 _MARKER_VALUE = (
     r"(?:python_(?:full_)?version|os[._]name|sys[._]platform|platform_(?:release|system)"
@@ -29,7 +31,8 @@ _MARKER_VALUE = (
     r"|extras?|dependency_groups|'[^']*'|\"[^\"]*\")"
 )
 _MARKER_TEST = re.compile(rf"{_MARKER_VALUE}[ \t]*(?:===|==|~=|!=|<=|>=|<|>|not[ \t]+in\b|in\b)[ \t]*{_MARKER_VALUE}")
-_MARKER_JOIN = re.compile(r"[ \t]+(?:and|or)[ \t]+")
+#: A split starts only at the first blank of a run (the lookbehind), so a long run is not tried from each blank.
+_MARKER_JOIN = re.compile(r"(?<![ \t])[ \t]+(?:and|or)[ \t]+")
 #: Normalized PEP 440 versions (each one valid); other spellings go to packaging.version.
 _PLAIN_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?")
 
@@ -76,10 +79,7 @@ def parsed_version(text: str) -> Version | None:
     return version
 
 
-#: A git URL of an sglang repository (sgl-project's or a fork) and its ref:
-#: ``git+https://github.com/sgl-project/sglang.git@v0.5.6.post2#subdirectory=python`` (a name before it or not).
 #: Patterns used only on rare text are strings, compiled (and cached by ``re``) on first use: start-up counts.
-_GIT_URL = r"(?i)git\+\S*?/sglang(?:\.git)?/?(?:@(?P<ref>[^#&\s]+))?(?=$|[#&\s])"
 #: A release tag of sglang's repository: ``v0.5.8``, ``v0.4.6.post5`` (``tags/`` and ``refs/tags/`` allowed);
 #: its tags all start with ``v``, so ``0.4.9.post6`` names no release (a checkout of it fails or falls back).
 _RELEASE_TAG = r"(?:refs/)?(?:tags/)?v(\d+\.\d+\.\d+(?:\.post\d+)?)"
@@ -100,11 +100,49 @@ class GitReference(NamedTuple):
 
 
 def git_reference(text: str) -> GitReference | None:
-    """The ref of the sglang repository URL in ``text``; None when it holds no such URL."""
-    found = re.search(_GIT_URL, text) if "git+" in text.lower() else None
-    if found is None:
-        return None
-    return reference_of(found["ref"] or "")
+    """The ref of the sglang repository URL in ``text``; None when it holds no such URL.
+
+    A git URL of an sglang repository (sgl-project's or a fork), a name before it or not:
+    ``git+https://github.com/sgl-project/sglang.git@v0.5.6.post2#subdirectory=python``. In a word
+    (no whitespace), from its first ``git+``, the first path part ``/sglang`` (``.git`` and ``/`` may
+    follow, any case) that ends the word or is followed by ``@ref``, ``#`` or ``&``. Plain string
+    scanning, each character looked at a bounded number of times: a pattern searched from every
+    ``git+`` took time quadratic in the length of a line of them.
+    """
+    lowered = text.translate(_ASCII_LOWER)  # str.lower() may change the length (U+0130), so offsets would not map
+    start = lowered.find("git+")
+    blank_after = re.compile(_BLANK).search  # compiled on first use, then cached by re
+    while start >= 0:
+        blank = blank_after(text, start)
+        end = blank.start() if blank is not None else len(text)
+        part = lowered.find("/sglang", start + len("git+"), end)
+        while part >= 0:
+            ref = _ref_after_repository(text, lowered, part + len("/sglang"), end)
+            if ref is not None:
+                return reference_of(ref)
+            part = lowered.find("/sglang", part + 1, end)
+        start = lowered.find("git+", end)  # a later git+ in the same word finds nothing the first did not
+    return None
+
+
+_ASCII_LOWER = {upper: upper + 32 for upper in range(ord("A"), ord("Z") + 1)}
+_BLANK = r"\s"
+
+
+def _ref_after_repository(text: str, lowered: str, after: int, end: int) -> str | None:
+    """After ``/sglang`` at ``text[after]``, inside a word ending at ``end``: the ref ("" for none), or None.
+
+    ``.git`` and then ``/`` are taken when there, else left; then ``@ref`` (up to ``#``, ``&`` or the
+    word's end), or nothing before ``#``, ``&`` or the word's end; anything else is no repository URL.
+    """
+    for suffix in ((after + len(".git"),) if lowered.startswith(".git", after) else ()) + (after,):
+        for at in ((suffix + 1,) if text.startswith("/", suffix) else ()) + (suffix,):
+            if text.startswith("@", at) and at + 1 < end and text[at + 1] not in "#&":
+                stops = [found for found in (text.find("#", at, end), text.find("&", at, end)) if found >= 0]
+                return text[at + 1 : min(stops, default=end)]
+            if at == end or text[at] in "#&":
+                return ""
+    return None
 
 
 def reference_of(ref: str) -> GitReference:

@@ -14,14 +14,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from eagle3_patch.pins.pin import Pin, requirement_pin
-from eagle3_patch.reading import read_text_lenient
+from eagle3_patch.reading import read_regular_bytes, read_text_lenient
 
 if TYPE_CHECKING:
     import ast
 
 _KEYWORDS = ("install_requires", "extras_require")
-#: ``name = value`` or ``name: value`` at the start of a line: a new option in setup.cfg.
-_CFG_OPTION = re.compile(r"([^\s=:][^=:]*?)\s*[=:]\s*(.*)")
 
 
 def setup_py_pins(path: str) -> list[Pin]:
@@ -29,9 +27,13 @@ def setup_py_pins(path: str) -> list[Pin]:
     import ast  # only for setup.py files: the hook's usual path does without it
 
     try:
-        tree = ast.parse(read_text_lenient(path), filename=path)
+        tree = ast.parse(_python_source(read_regular_bytes(path)), filename=path)
     except (SyntaxError, ValueError):
         return []
+    except (RecursionError, MemoryError) as exc:  # the parser's stack: a chain of + or unary operators thousands long
+        from eagle3_patch.pins.readers import TOO_DEEP_FOR_PYTHON, UnreadableFile
+
+        raise UnreadableFile(path, TOO_DEEP_FOR_PYTHON) from exc
     bound = {
         target.id: node.value
         for node in tree.body
@@ -40,14 +42,28 @@ def setup_py_pins(path: str) -> list[Pin]:
         if isinstance(target, ast.Name)
     }
     pins = []
+    followed: set[tuple[str, int]] = set()
     for call in ast.walk(tree):
         if not (isinstance(call, ast.Call) and _called_name(call.func) == "setup"):
             continue
         for keyword in call.keywords:
             if keyword.arg in _KEYWORDS:
-                for constant in _strings(keyword.value, bound, hops=3):
+                for constant in _strings(keyword.value, bound, hops=3, followed=followed):
                     pins.extend(_found(requirement_pin(path, constant.lineno, str(constant.value), "setup.py")))
     return pins
+
+
+def _python_source(data: bytes) -> str:
+    """setup.py's text as Python decodes it (PEP 263): a UTF-8 byte order mark, else a coding comment in the
+    first two lines, else UTF-8; undecodable bytes are replaced, and a declaration Python refuses reads as UTF-8."""
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding, errors="replace")
+    except (SyntaxError, LookupError, UnicodeError):
+        return data.decode("utf-8", errors="replace")
 
 
 def _called_name(node: ast.expr) -> str:
@@ -58,23 +74,33 @@ def _called_name(node: ast.expr) -> str:
     return node.attr if isinstance(node, ast.Attribute) else ""
 
 
-def _strings(node: ast.expr, bound: dict[str, ast.expr], *, hops: int) -> Iterator[ast.Constant]:
-    """The string constants a requirements expression is built from (lists, dicts, ``+``, names bound above)."""
+def _strings(
+    node: ast.expr, bound: dict[str, ast.expr], *, hops: int, followed: set[tuple[str, int]]
+) -> Iterator[ast.Constant]:
+    """The string constants a requirements expression is built from (lists, dicts, ``+``, names bound above).
+
+    In source order, with a stack, not recursion: a chain of ``+`` as long as ``ast`` accepts is
+    no deeper here. A name is followed once at each depth in a file (``followed``, shared by the
+    calls for one file): lists of names of lists of names cost their size, not its product. A
+    requirement that a name already followed led to is not found again (the hook reported it once anyway).
+    """
     import ast
 
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        yield node
-    elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-        for element in node.elts:
-            yield from _strings(element.value if isinstance(element, ast.Starred) else element, bound, hops=hops)
-    elif isinstance(node, ast.Dict):
-        for value in node.values:
-            yield from _strings(value, bound, hops=hops)
-    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        yield from _strings(node.left, bound, hops=hops)
-        yield from _strings(node.right, bound, hops=hops)
-    elif isinstance(node, ast.Name) and hops and node.id in bound:  # hops: a cycle ends
-        yield from _strings(bound[node.id], bound, hops=hops - 1)
+    stack: list[tuple[ast.expr, int]] = [(node, hops)]
+    while stack:
+        node, hops = stack.pop()
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node
+        elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            elements = [element.value if isinstance(element, ast.Starred) else element for element in node.elts]
+            stack.extend((element, hops) for element in reversed(elements))
+        elif isinstance(node, ast.Dict):
+            stack.extend((value, hops) for value in reversed(node.values))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            stack.extend([(node.right, hops), (node.left, hops)])
+        elif isinstance(node, ast.Name) and hops and node.id in bound and (node.id, hops) not in followed:
+            followed.add((node.id, hops))  # hops: a cycle ends
+            stack.append((bound[node.id], hops - 1))
 
 
 def setup_cfg_pins(path: str) -> list[Pin]:
@@ -95,10 +121,10 @@ def setup_cfg_pins(path: str) -> list[Pin]:
             continue
         value = stripped
         if not raw[0].isspace():
-            found = _CFG_OPTION.fullmatch(stripped)
-            option, value = (found.group(1).lower(), found.group(2)) if found else ("", "")
+            option, value = _cfg_option(stripped)
         wanted = (section == "options" and option == "install_requires") or section == "options.extras_require"
-        value = re.split(r"\s+[#;]", value, maxsplit=1)[0].strip()
+        comment = re.search(r"\s[#;]", value)  # a trailing comment; one blank before it is enough
+        value = (value[: comment.start()] if comment else value).strip()
         if not wanted or not value:
             continue
         if value.startswith("file:"):
@@ -107,6 +133,17 @@ def setup_cfg_pins(path: str) -> list[Pin]:
             continue
         pins.extend(_found(requirement_pin(path, number, value, "setup.cfg")))
     return pins
+
+
+def _cfg_option(line: str) -> tuple[str, str]:
+    """``name = value`` or ``name: value`` (a stripped line): the lowered name and the value; ("", "") if neither.
+
+    Plain string scanning: the pattern it replaces tried the blanks after every character of a long name.
+    """
+    separator = min((found for found in (line.find("="), line.find(":")) if found >= 0), default=-1)
+    if separator <= 0:
+        return "", ""
+    return line[:separator].rstrip().lower(), line[separator + 1 :].lstrip()
 
 
 def _found(pin: Pin | None) -> list[Pin]:

@@ -55,7 +55,7 @@ def discover(root: str | os.PathLike[str]) -> list[str]:
         for name in files:
             posix = name if relative == "." else f"{relative}/{name}"
             path = os.path.join(folder, name)
-            if HOOK_FILES.search(posix) and os.path.isfile(path):
+            if HOOK_FILES.search(posix) and os.path.exists(path):  # a FIFO or socket too: reading refuses it
                 found.append(os.path.normpath(path))
     return sorted(found, key=lambda path: path.split(os.sep))
 
