@@ -283,3 +283,31 @@ def test_includes_chained_too_deep_to_follow_are_exit_2(tmp_path: Path) -> None:
     assert done.returncode == EXIT_USAGE, (done.returncode, done.stdout, done.stderr[-1000:])
     assert done.stderr.strip().splitlines() == [done.stderr.strip()]
     assert "requirements-0.txt: its -r/-c includes nest too deeply" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("project = 1\n", "`project`"),
+        ('[project]\ndependencies = [1, "sglang==0.5.21"]\n', "`project.dependencies`"),
+        ('[project]\ndependencies = "sglang==0.5.8"\n', "`project.dependencies`"),
+        ("[project]\noptional-dependencies = 3\n", "`project.optional-dependencies`"),
+        ("[project.optional-dependencies]\nserve = 3\n", "`project.optional-dependencies.serve`"),
+        ("[tool.poetry]\ndependencies = 4\n", "`tool.poetry.dependencies`"),
+        ("[tool.poetry.group]\nx = 1\n", "`tool.poetry.group.x`"),
+        ("[tool.uv]\nsources = 3\n", "`tool.uv.sources`"),
+        ("dependency-groups = 5\n", "`dependency-groups`"),
+    ],
+)
+def test_a_pyproject_value_of_the_wrong_type_is_one_line_exit_2(tmp_path: Path, text: str, where: str) -> None:
+    """pip and uv refuse these files; the hook names the key instead of crashing (exit 70 before)."""
+    (tmp_path / "pyproject.toml").write_text(text)
+    done = pins(tmp_path, "pyproject.toml")
+    assert done.returncode == EXIT_USAGE, (done.returncode, done.stderr)
+    assert f"pyproject.toml: {where} is " in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_lock_file_whose_packages_are_not_an_array_is_one_line_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "uv.lock").write_text("version = 1\npackage = 5\n")
+    done = pins(tmp_path, "uv.lock")
+    assert done.returncode == EXIT_USAGE and "uv.lock: `package` is int" in done.stderr, done.stderr

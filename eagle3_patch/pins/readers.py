@@ -129,7 +129,8 @@ def guess_kind(text: str, *, path: str = "<text>") -> str | None:
     """
     data = load_toml(path, text) or {}
     if isinstance(data.get("package"), list):
-        return "poetry.lock" if "content-hash" in data.get("metadata", {}) else "uv.lock"
+        metadata = data.get("metadata", {})
+        return "poetry.lock" if isinstance(metadata, dict) and "content-hash" in metadata else "uv.lock"
     if data.keys() & {"project", "tool", "build-system", "dependency-groups"}:
         return "pyproject"
     if _FROM_LINE.search(text):
@@ -250,34 +251,66 @@ def _pyproject_pins(path: str) -> list[Pin]:
     if data is None:
         return []
     lines = text.splitlines()
-    project = data.get("project", {})
-    tool = data.get("tool", {})
-    strings: list[str] = list(project.get("dependencies", []))
-    for group in project.get("optional-dependencies", {}).values():
-        strings.extend(group)
-    for group in data.get("dependency-groups", {}).values():
-        strings.extend(item for item in group if isinstance(item, str))
-    uv = tool.get("uv", {})
+    typed = _Typed(path)
+    project = typed.table(data, "project")
+    tool = typed.table(data, "tool")
+    strings: list[str] = typed.strings(project, "dependencies", "project.dependencies")
+    for name, group in typed.table(project, "optional-dependencies", "project.optional-dependencies").items():
+        strings.extend(typed.strings({name: group}, name, f"project.optional-dependencies.{name}"))
+    for group in typed.table(data, "dependency-groups").values():
+        strings.extend(item for item in (group if isinstance(group, list) else []) if isinstance(item, str))
+    uv = typed.table(tool, "uv", "tool.uv")
     for key in ("dev-dependencies", "constraint-dependencies", "override-dependencies"):
-        strings.extend(uv.get(key, []))
-    source = _uv_git_source(path, lines, uv.get("sources", {}))
+        strings.extend(typed.strings(uv, key, f"tool.uv.{key}"))
+    source = _uv_git_source(path, lines, typed.table(uv, "sources", "tool.uv.sources"))
     pins = [] if source is None else [source]
     quoted = _QuotedStrings(lines)
     for text_requirement in strings:
         pin = requirement_pin(path, 1, text_requirement, "pyproject")
         if pin is not None and not (source is not None and pin.version is None):  # the source gives its version
             pins.append(replace(pin, line=quoted.claim(text_requirement) or 1))
-    poetry = tool.get("poetry", {})
-    tables = [("tool.poetry.dependencies", poetry.get("dependencies", {}))]
-    tables.append(("tool.poetry.dev-dependencies", poetry.get("dev-dependencies", {})))
-    tables += [
-        (f"tool.poetry.group.{g}.dependencies", t.get("dependencies", {})) for g, t in poetry.get("group", {}).items()
-    ]
+    poetry = typed.table(tool, "poetry", "tool.poetry")
+    tables = [("tool.poetry.dependencies", typed.table(poetry, "dependencies", "tool.poetry.dependencies"))]
+    tables.append(
+        ("tool.poetry.dev-dependencies", typed.table(poetry, "dev-dependencies", "tool.poetry.dev-dependencies"))
+    )
+    for g, t in typed.table(poetry, "group", "tool.poetry.group").items():
+        header = f"tool.poetry.group.{g}.dependencies"
+        tables.append((header, typed.table(typed.table({g: t}, g, f"tool.poetry.group.{g}"), "dependencies", header)))
     for header, table in tables:
         for name, value in table.items():
             if canonical_name(name) == PACKAGE:
                 pins.append(_poetry_pin(path, lines, header, name, value))
     return pins
+
+
+class _Typed:
+    """TOML values of the type their specification gives, or one line naming the key (exit 2), never a crash.
+
+    pip, uv and poetry refuse such a file as well; reading past the wrong type
+    could hide a pin, so the hook does not guess.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def table(self, data: dict[str, Any], key: str, where: str = "") -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self._wrong(where or key, value, "a table")
+        return value
+
+    def strings(self, data: dict[str, Any], key: str, where: str) -> list[str]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._wrong(where, value, "an array of strings")
+        return value
+
+    def _wrong(self, where: str, value: object, wanted: str) -> UnreadableFile:
+        kind = type(value).__name__
+        return UnreadableFile(
+            self.path, f"`{where}` is {kind} {value!r:.40}, not {wanted}; fix it (pip and uv refuse it too)"
+        )
 
 
 def _poetry_pin(path: str, lines: list[str], header: str, name: str, value: object) -> Pin:
@@ -319,6 +352,8 @@ def _lock_pins(path: str, kind: str) -> list[Pin]:
     if data is None:
         return []
     packages = data.get("package", [])
+    if not isinstance(packages, list):
+        raise UnreadableFile(path, f"`package` is {type(packages).__name__}, not an array of tables; fix it")
     entries = _package_entry_lines(text.splitlines())
     return [
         Pin(path, line, f"sglang=={package.get('version')}", package.get("version"), kind)
