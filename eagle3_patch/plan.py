@@ -128,6 +128,7 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
                 new_content=result.code,
                 backup=backup,
                 backup_path=file.backup_path,
+                keep_as=_edited_path(file) if _replaces_foreign_blocks(report, file) else None,
             )
         )
     # Backups beside files that carry nothing of ours (a reinstall, an upgrade) are no longer needed.
@@ -160,13 +161,13 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
     """What revert writes: each file carrying our blocks gets its verified original back."""
     unlisted = not_listing_ours(report.install, spec)
     records = (unlisted,) if unlisted else ()
-    carrying = [f for f in report.files if f.content is not None and f.state in _CARRIES_OURS]
+    carrying = [f for f in report.files if f.content is not None and _carries_blocks(f)]
     # Our leftovers: backups identical to their (original) file after an interrupted revert,
     # backups beside reinstalled or upgraded files, and the ledger.
     redundant = tuple(
         f.backup_path
         for f in report.files
-        if f.content is not None and f.state not in _CARRIES_OURS and (f.stale_backup or _backup_bytes(f) == f.content)
+        if f.content is not None and not _carries_blocks(f) and (f.stale_backup or _backup_bytes(f) == f.content)
     )
     kept = [(f.backup_path, _kept_path(f)) for f in report.files if f.stale_backup and f.backup_unique]
     if not carrying:  # nothing of ours, whatever the layout: nothing to revert (exit 0)
@@ -204,9 +205,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 backup_path=file.backup_path,
                 remove_backup=not file.backup_path.is_symlink(),  # a link there is not ours to delete
                 restore_link=_recorded_link(report, file.spec.name),
-                keep_as=_unused_path(file.backup_path.with_name(file.path.name + EDITED_SUFFIX))
-                if file.state == DRIFTED
-                else None,
+                keep_as=_edited_path(file) if file.state == DRIFTED else None,
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.
@@ -315,6 +314,26 @@ def _unused_path(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.name}.{number}")
     return candidate
+
+
+def _replaces_foreign_blocks(report: InstallReport, file: FileReport) -> bool:
+    """apply refreshes blocks it did not write as the ledger records (the one-shot script's, an edited
+    older block): the file's bytes as they are exist nowhere else, so they are kept first."""
+    if not file.carries_ours or file.content is None:
+        return False
+    entry = report.ledger.get(file.spec.name) if report.ledger is not None else None
+    return entry is None or entry.patched_sha256 != sha256_hex(file.content)
+
+
+def _carries_blocks(file: FileReport) -> bool:
+    """Ours to revert: drifted, patched, or carrying blocks of another writer (the one-shot script) beside
+    unpatched classes, which makes the file read as unpatched although it is not its original."""
+    return file.state in _CARRIES_OURS or (file.carries_ours and file.state in (UNPATCHED, NATIVE))
+
+
+def _edited_path(file: FileReport) -> Path:
+    """Where the file's own bytes go before they are replaced while they exist nowhere else: your version."""
+    return _unused_path(file.backup_path.with_name(file.path.name + EDITED_SUFFIX))
 
 
 def _kept_path(file: FileReport) -> Path:

@@ -149,8 +149,8 @@ def show_change(out: Output, result: ChangeResult) -> int:
     copies = dict(result.kept)
     targets = {f.report.path for f in result.files}
     for path, copy in result.kept:
-        if path not in targets:
-            say(f"kept: {path.name} as {copy.name} (its bytes exist nowhere else, so it is not deleted)")
+        if result.command == "apply" or path not in targets:  # revert names them on its "restored" lines
+            say(f"kept: {path.name} as {copy.name} (its bytes exist nowhere else, so they are not lost)")
     for path in result.removed:
         if path not in copies:
             say(f"removed: {path.name} (ours, no longer needed)")
