@@ -205,7 +205,7 @@ def plan_revert(report: InstallReport, spec: PatchSpec, *, force: bool = False) 
                 backup_path=file.backup_path,
                 remove_backup=not file.backup_path.is_symlink(),  # a link there is not ours to delete
                 restore_link=_recorded_link(report, file.spec.name),
-                keep_as=_edited_path(file) if file.state == DRIFTED else None,
+                keep_as=_edited_path(file) if file.state == DRIFTED or _replaces_foreign_blocks(report, file) else None,
             )
         )
     # Every file carrying our blocks is restored, so no record is left to keep.
@@ -317,8 +317,8 @@ def _unused_path(path: Path) -> Path:
 
 
 def _replaces_foreign_blocks(report: InstallReport, file: FileReport) -> bool:
-    """apply refreshes blocks it did not write as the ledger records (the one-shot script's, an edited
-    older block): the file's bytes as they are exist nowhere else, so they are kept first."""
+    """apply or revert replaces blocks it did not write as the ledger records (the one-shot script's, an
+    edited older block): the file's bytes as they are exist nowhere else, so they are kept first."""
     if not file.carries_ours or file.content is None:
         return False
     entry = report.ledger.get(file.spec.name) if report.ledger is not None else None
