@@ -478,10 +478,12 @@ def excluded_kinds(text: str | None) -> set[str]:
 class Violation(AssertionError):
     """A tool step broke the oracle: ``check`` names the rule (the shrinker keeps it while shrinking)."""
 
-    def __init__(self, check: str, message: str) -> None:
+    def __init__(self, check: str, message: str, detail: str = "") -> None:
         super().__init__(f"[{check}] {message}")
         self.check = check
         self.message = message
+        #: What tells this failure from another of the same check (the file, which bytes): shrinking keeps it too.
+        self.detail = detail
 
 
 @dataclass
@@ -491,6 +493,8 @@ class Obligation:
     name: str
     data: bytes
     why: str
+    #: "original" (what an apply backed up) or "before" (the file as it was before a tool step).
+    what: str = "before"
 
 
 @dataclass
@@ -587,9 +591,13 @@ class Oracle:
 
     # bookkeeping
 
-    def oblige(self, name: str, data: bytes, why: str) -> None:
-        if not any(o.name == name and o.data == data for o in self.obligations):
-            self.obligations.append(Obligation(name, data, why))
+    def oblige(self, name: str, data: bytes, why: str, what: str = "before") -> None:
+        for o in self.obligations:
+            if o.name == name and o.data == data:
+                if what == "original" and o.what != what:  # the same bytes, now also an original
+                    o.what, o.why = what, f"{why} (also {o.why})"
+                return
+        self.obligations.append(Obligation(name, data, why, what))
 
     def disposable(self, name: str, data: bytes) -> bool:
         lineage = self.lineages[name]
@@ -628,6 +636,7 @@ class Oracle:
                     "lost",
                     f"after {where}: {o.why} (sha256 {sha(o.data)[:12]}) is no longer anywhere: not the file, "
                     f"not a backup the ledger vouches for, not a kept copy. {self.describe(o.name)}",
+                    detail=f"{o.name}:{o.what}",
                 )
 
     def describe(self, name: str) -> str:
@@ -973,7 +982,7 @@ class Walk:
                 if outcome.killed and not (_parses_bytes(new) and MARK.encode() in new):
                     raise Violation("torn-file", f"{where}: {name} is neither as it was nor a whole patched file")
                 base = oracle.adopt(name, old, new)
-                oracle.oblige(name, base, f"original of {name} that step {index} ({todo}) patched")
+                oracle.oblige(name, base, f"original of {name} that step {index} ({todo}) patched", "original")
         # Data first: a lost original matters more than how the step exited or what it said.
         oracle.check_obligations(where)
         self._check_exit(where, outcome)
@@ -1052,13 +1061,16 @@ class Walk:
                 continue
             if sha(data) in oracle.lineages[name].produced:
                 raise Violation(
-                    "revert-left-patch", f"{where} exited 0 but left {name} patched, as eagle3-patch itself wrote it"
+                    "revert-left-patch",
+                    f"{where} exited 0 but left {name} patched, as eagle3-patch itself wrote it",
+                    detail=name,
                 )
             if sha(data) in oracle.lineages[name].scripted:
                 backup = "is there" if (self.models / (name + BACKUP_SUFFIX)).exists() else "is gone"
                 raise Violation(
                     "revert-left-one-shot",
                     f"{where} exited 0 but left the one-shot script's blocks in {name} (the script's backup {backup})",
+                    detail=name,
                 )
         leftovers = []
         if (self.models / LEDGER_NAME).exists():
@@ -1132,8 +1144,8 @@ class Failure:
     shrink_seconds: float = 0.0
 
     @property
-    def key(self) -> tuple[str, str]:
-        return (self.violation.check, self.records[-1].step.kind)
+    def key(self) -> tuple[str, str, str]:
+        return (self.violation.check, self.violation.detail, self.records[-1].step.kind)
 
     def message(self) -> str:
         recent = self.records[-20:]
@@ -1179,10 +1191,10 @@ def shrink(root: Path, failure: Failure, budget_s: float) -> tuple[str, list[Ste
     key = failure.key
 
     def fails(version: str, steps: list[Step], links: bool) -> bool:
-        if time.monotonic() > deadline or not steps or steps[-1].kind != key[1]:
+        if time.monotonic() > deadline or not steps or steps[-1].kind != key[2]:
             return False
         found = replay(root, version, steps, links)
-        return found is not None and found.check == key[0]
+        return found is not None and (found.check, found.detail) == key[:2]
 
     records = failure.records
     best: tuple[str, list[Step], bool] | None = None
@@ -1230,8 +1242,8 @@ def explore(
 ) -> list[Failure]:
     """Keep going past violations (a fresh install after each), one shrunk example per distinct failure."""
     walk = Walk(root / "walk", seed=seed, exclude=exclude)
-    failures: dict[tuple[str, str], Failure] = {}
-    counts: dict[tuple[str, str], int] = {}
+    failures: dict[tuple[str, str, str], Failure] = {}
+    counts: dict[tuple[str, str, str], int] = {}
     while len(walk.history) < steps:
         try:
             walk.do(walk.draw())
@@ -1240,6 +1252,8 @@ def explore(
                 walk, exc, f"{KEEP_GOING_ENV}=1 {SEED_ENV}={seed} {STEPS_ENV}={len(walk.history)} (same exclusions)"
             )
             counts[failure.key] = counts.get(failure.key, 0) + 1
+            recent = ", ".join(str(r.step.kind) for r in failure.records[-8:])
+            log(f"violation at step {failure.index}: {exc} -- recent steps: {recent}")
             if failure.key not in failures:
                 started = time.monotonic()
                 failure.minimal = shrink(root, failure, shrink_s)
