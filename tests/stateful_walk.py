@@ -527,13 +527,15 @@ class Oracle:
     the ledger vouches for, the documented invariant), or a kept copy
     ``<file>.eagle3-edited[.N]`` (what ``revert --force`` documents).
 
-    **What the user owns.** Only bytes that a user step itself destroyed: after
-    each user step, an obligation that is no longer recoverable (the user
-    overwrote the only place holding it: edited an unpatched file, wrote over
-    our backup, edited a file that shared its inode with our backup) is
-    released; a user edit of a patched file does not release its original,
-    since the original still lies in the trusted backup and ``revert --force``
-    exists to give it back. A pip reinstall, upgrade or downgrade makes the
+    **What the user owns.** Only bytes that a user step itself destroyed: the
+    bytes an edit (or the one-shot script) wrote over in the target file,
+    wherever else a copy may lie (a restored original, edited, is the user's
+    new original, even while an interrupted revert's backup still holds the old
+    one), and any obligation no longer recoverable after a user step (the user
+    overwrote the only place holding it: wrote over our backup, edited a file
+    that shared its inode with our backup). A user edit of a patched file does
+    not release its original, since the original still lies in the trusted
+    backup and ``revert --force`` exists to give it back. A pip reinstall, upgrade or downgrade makes the
     release's files the new origin: every obligation of each file pip removed
     or wrote is released, except where the file itself or a kept copy still
     holds it (pip never deletes those). Deleting our marker lines or commenting
@@ -603,9 +605,9 @@ class Oracle:
         lineage = self.lineages[name]
         return sha(data) in lineage.produced or sha(data) in lineage.scripted
 
-    def release_destroyed(self) -> list[str]:
-        """After a user step: forget what the user's own step destroyed."""
-        released = [o for o in self.obligations if not self.holders(o.name, o.data)]
+    def release_destroyed(self, overwritten: tuple[str, bytes] | None = None) -> list[str]:
+        """After a user step: forget what it destroyed (``overwritten``: the target's bytes it wrote over)."""
+        released = [o for o in self.obligations if (o.name, o.data) == overwritten or not self.holders(o.name, o.data)]
         self.obligations = [o for o in self.obligations if o not in released]
         return [o.why for o in released]
 
@@ -796,6 +798,9 @@ class Walk:
         self.history: list[Record] = []
         #: Seconds spent per step kind, for the timing summary.
         self.timings: dict[str, list[float]] = {}
+        #: The last tool step that finished (verb, exit code), forgotten at any other step: a second apply
+        #: right after a successful one, or a second revert, must change nothing.
+        self.last_done: tuple[str, int] | None = None
         self.links = True
         self.oracle = Oracle(self.site, version)
         self.fresh(version, links=links)
@@ -809,6 +814,7 @@ class Walk:
         self.site.mkdir(parents=True)
         pip_install(self.site, release(version))
         self.links = links
+        self.last_done = None
         self.oracle = Oracle(self.site, version)
         self.started = (version, links, len(self.history))
 
@@ -887,6 +893,7 @@ class Walk:
         kind = todo.kind
         if kind in TOOL_KINDS or kind in KILL_KINDS:
             return self.tool_step(index, todo)
+        self.last_done = None
         if kind == "links-off":
             self.links = False
             return "hard links unavailable from now on"
@@ -907,7 +914,7 @@ class Walk:
             if edited is None:
                 return "skipped: does not apply"
             write_as_user(path, edited.encode("utf-8"), in_place=todo.get("inplace") == "1")
-            return f"edited {path.name}" + _released(self.oracle.release_destroyed())
+            return f"edited {path.name}" + _released(self.oracle.release_destroyed((path.name, data)))
         if kind == "save-backup-name":
             name = todo.get("file")
             data = _read_regular(self.models / name)
@@ -929,7 +936,8 @@ class Walk:
             after = self.oracle.read("qwen3_5.py")
             if before is not None and after is not None and after != before:
                 self.oracle.adopt("qwen3_5.py", before, after, by_script=True)
-            return f"one-shot: {said}" + _released(self.oracle.release_destroyed())
+            overwritten = ("qwen3_5.py", before) if before is not None and after != before else None
+            return f"one-shot: {said}" + _released(self.oracle.release_destroyed(overwritten))
         raise ValueError(f"unknown step kind {kind!r}")
 
     def invoke(self, argv: list[str], *, as_json: bool) -> Outcome:
@@ -997,6 +1005,19 @@ class Walk:
             self._check_revert_done(where, pre, post)
         if verb == "apply" and outcome.rc == 0 and not outcome.killed:
             self._check_record_lists_ours(where)
+        again = self.last_done
+        if not outcome.killed and again is not None and again[1] == 0 and changed:
+            same = again[0] == verb or (again[0].startswith("revert") and verb.startswith("revert"))
+            if same and verb in ("apply", "revert", "revert-force"):
+                raise Violation(
+                    "not-idempotent",
+                    f"{where} changed {changed} right after a {again[0]} that exited 0, with nothing in between",
+                    detail=verb,
+                )
+        if verb == "check" and not outcome.killed:
+            self._check_agrees_with_status(where, outcome)
+        if verb not in ("check", "status", "apply-dry-run"):
+            self.last_done = None if outcome.killed else (verb, outcome.rc)
         state = (outcome.payload or {}).get("state", "")
         return f"rc={outcome.rc}{' (killed)' if outcome.killed else ''} {state} changed={changed}".rstrip()
 
@@ -1081,6 +1102,18 @@ class Walk:
         if leftovers:
             raise Violation("revert-left-ours", f"{where} exited 0 but left {leftovers}")
 
+    def _check_agrees_with_status(self, where: str, outcome: Outcome) -> None:
+        """check's exit code says what status (which always classifies) finds: check may take the ledger's word."""
+        status = self.invoke(["status"], as_json=True)
+        state = (status.payload or {}).get("state")
+        expected = {"patched": 0, "native": 0, "unpatched": 1, "unsupported": 3, "drifted": 4}.get(str(state))
+        if expected is not None and outcome.rc != expected:
+            raise Violation(
+                "check-disagrees",
+                f"{where} exited {outcome.rc}, but status reads the install as {state} (check should exit {expected})."
+                f" check said: {_said(outcome)}",
+            )
+
     def _check_record_lists_ours(self, where: str) -> None:
         if not (self.models / LEDGER_NAME).exists():
             return
@@ -1159,7 +1192,8 @@ class Failure:
             version, steps = self.minimal
             lines += [
                 f"minimal sequence ({len(steps)} steps, shrunk in {self.shrink_seconds:.0f} s):",
-                f"  {SCRIPT_ENV}='{format_steps(version, steps)}' python -m pytest tests/test_stateful.py -k script",
+                f"  {SCRIPT_ENV}='{format_steps(version, steps)}' "
+                "python -m pytest tests/test_stateful.py -k replay_script",
             ]
         return "\n".join(lines)
 
@@ -1242,6 +1276,7 @@ def explore(
 ) -> list[Failure]:
     """Keep going past violations (a fresh install after each), one shrunk example per distinct failure."""
     walk = Walk(root / "walk", seed=seed, exclude=exclude)
+    began = time.monotonic()
     failures: dict[tuple[str, str, str], Failure] = {}
     counts: dict[tuple[str, str, str], int] = {}
     while len(walk.history) < steps:
@@ -1263,4 +1298,5 @@ def explore(
             walk.fresh(walk.rng.choice(VERSIONS))
     for key in failures:
         log(f"{counts[key]}x {key}")
+    log(f"{steps} steps in {time.monotonic() - began:.0f} s: {timing_summary(walk.timings)}")
     return list(failures.values())

@@ -13,7 +13,7 @@ Each run walks ``EAGLE3_PATCH_STATEFUL_STEPS`` steps (default 1,000) twice: once
 from the fixed seed, once from a random one (``EAGLE3_PATCH_STATEFUL_SEED``
 fixes it), 2,000 steps in all. A failure names the seed, the step, the last 20
 steps and a shrunk sequence, replayable with ``EAGLE3_PATCH_STATEFUL_SCRIPT``
-(``-k script``). ``EAGLE3_PATCH_STATEFUL_EXCLUDE=edit-unmark,kill-*`` leaves step
+(``-k replay_script``). ``EAGLE3_PATCH_STATEFUL_EXCLUDE=edit-unmark,kill-*`` leaves step
 kinds out (fnmatch patterns; ``text-output`` makes every step use --json);
 ``EAGLE3_PATCH_STATEFUL_KEEP_GOING=1`` does not stop at the first failure but
 starts a fresh install and reports every distinct one at the end;
@@ -84,7 +84,7 @@ def test_walk_random_seed(tmp_path: Path) -> None:
 
 @pytest.mark.corpus
 @pytest.mark.skipif(not os.environ.get(sw.SCRIPT_ENV), reason=f"replays {sw.SCRIPT_ENV} when it is set")
-def test_script(tmp_path: Path) -> None:
+def test_replay_script(tmp_path: Path) -> None:
     """Replay a sequence printed by a failure (``start=VERSION; step; step(arg=value,...); ...``)."""
     version, steps = sw.parse_steps(os.environ[sw.SCRIPT_ENV])
     walk = Walk(tmp_path / "walk", seed=0, version=version)
