@@ -501,11 +501,10 @@ class Obligation:
 class Lineage:
     """Per target: the original its current patch descends from, and the bytes made on top of it.
 
-    ``produced`` holds the sha256 of every file content eagle3-patch (or the
-    one-shot script) produced from ``original``: adding [EAGLE3-PATCH] blocks
-    and nothing else, so running ``apply`` on ``original`` makes it again
-    (the one-shot's is refreshed in place, as documented). Losing such bytes
-    loses nothing; losing ``original`` does.
+    ``produced`` holds the sha256 of every file content eagle3-patch produced
+    from ``original`` (killed runs included): adding our blocks and nothing
+    else, so running ``apply`` on ``original`` makes it again. Losing such
+    bytes loses nothing; losing ``original`` does.
     """
 
     original: bytes | None = None
@@ -518,42 +517,48 @@ class Oracle:
     """What the walk expects of eagle3-patch after every tool step.
 
     **What must stay recoverable.** Per target file, (a) the bytes it had just
-    before each tool step, unless they are the tool's own product (``Lineage``:
-    the original plus our blocks, made again by ``apply``), and (b) the
-    original bytes an ``apply`` backed up (for a file the one-shot script
-    patched, the bytes the script started from). Bytes are recoverable when
-    they are the file itself, or the file's ``.eagle3-bak`` backup with the
+    before each tool step, unless they are a product of the tool or of the
+    one-shot script (``Lineage``: the original plus [EAGLE3-PATCH] blocks,
+    which ``apply`` makes again and refreshes in place, as documented), and
+    (b) the original bytes an ``apply`` backed up (for a file the one-shot
+    script patched, the bytes the script started from). Bytes are recoverable
+    when they are the file itself, or the file's ``.eagle3-bak`` backup with the
     ledger's ``pristine_sha256`` for that file equal to their sha256 (a backup
-    the ledger vouches for, the documented invariant), or a kept copy
+    the ledger vouches for: the documented invariant), or a kept copy
     ``<file>.eagle3-edited[.N]`` (what ``revert --force`` documents).
 
     **What the user owns.** Only bytes that a user step itself destroyed: the
     bytes an edit (or the one-shot script) wrote over in the target file,
     wherever else a copy may lie (a restored original, edited, is the user's
-    new original, even while an interrupted revert's backup still holds the old
-    one), and any obligation no longer recoverable after a user step (the user
-    overwrote the only place holding it: wrote over our backup, edited a file
-    that shared its inode with our backup). A user edit of a patched file does
-    not release its original, since the original still lies in the trusted
-    backup and ``revert --force`` exists to give it back. A pip reinstall, upgrade or downgrade makes the
-    release's files the new origin: every obligation of each file pip removed
-    or wrote is released, except where the file itself or a kept copy still
-    holds it (pip never deletes those). Deleting our marker lines or commenting
-    our methods out is an edit like any other: it releases nothing.
+    new original, even while an interrupted revert's backup still holds the
+    old one), and any obligation no longer recoverable right after a user step
+    (the user overwrote the only place holding it: wrote over our backup,
+    edited a file that shared its inode with our backup). A user edit of a
+    patched file does not release its original, since the original still lies
+    in the trusted backup and ``revert --force`` exists to give it back;
+    deleting our marker lines, commenting our methods out or breaking the
+    file's syntax is an edit like any other and releases nothing more. A pip
+    reinstall, upgrade or downgrade makes the release's files the new origin:
+    every obligation of each file pip removed or wrote is released, except
+    where the file itself or a kept copy still holds it (pip never deletes a
+    kept copy, which RECORD does not list).
 
     **What every tool step must also do.** Exit with a documented code, never
-    70, and never 6 (the walk's install is always writable: no hard links is
-    not "cannot write"); leave no temp file; ``check``, ``status`` and
-    ``apply --dry-run`` change nothing; a "nothing was changed" line means the
-    install's snapshot (bytes and mtimes, the lock and temp files aside) is
-    identical; a file said to be restored holds its original, and the files
-    said to change (``changed`` in --json, ``patched:``/``restored:`` lines)
-    are exactly those that changed; a killed ``revert`` leaves each file as it
-    was or its original; a ``revert`` that exits 0 leaves no file of ours that
-    was the tool's own product still patched, no ledger, no backup, and pip's
-    RECORD as the installer wrote it; an ``apply`` that exits 0 lists the
-    ledger, the lock and every backup in RECORD (so ``pip uninstall`` removes
-    them).
+    70, and never 6 (the walk's install is always writable: a file system
+    without hard links is not "cannot write"); leave no temp file; ``check``,
+    ``status`` and ``apply --dry-run`` change nothing, and ``check``'s exit code
+    is the one ``status``'s state calls for; a "nothing was changed" (or
+    "nothing was written") line means the install's snapshot (bytes and mtimes,
+    the lock and temp files aside) is identical; a file said to be restored
+    holds its original, and the files said to change (``changed`` in --json,
+    ``patched:``/``restored:`` lines) are exactly those that changed; a killed
+    ``revert`` leaves each file as it was or its original, a killed ``apply``
+    each file as it was or whole and patched; a ``revert`` that exits 0 leaves
+    no file still patched as the tool or the one-shot script wrote it, no
+    ledger, and pip's RECORD as the installer wrote it; an ``apply`` that exits
+    0 leaves RECORD listing the ledger, the lock and every backup (so
+    ``pip uninstall`` removes them); a second ``apply`` (or ``revert``) right
+    after one that exited 0 changes nothing.
     """
 
     def __init__(self, site: Path, version: str) -> None:

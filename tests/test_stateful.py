@@ -1,6 +1,6 @@
 """A model-based test of apply, revert, check and status against everything a user and pip do (issue 20).
 
-A seeded random walk (``tests/stateful_walk.py`` has the machinery and says
+A seeded random walk (``tests/stateful_walk.py`` has the machinery, and says
 why a walk rather than hypothesis' state machines) on a real release unpacked
 from the cached wheels: tool steps in-process with CliRunner, SIGKILLed ones in
 a subprocess, user edits of every kind, the model card's one-shot script, pip
@@ -9,15 +9,23 @@ spells without hard links. ``stateful_walk.Oracle``'s docstring is the
 contract: what must stay recoverable after every tool step, what a user's own
 step releases, and which printed claims must be true of the disk.
 
-Each run walks ``EAGLE3_PATCH_STATEFUL_STEPS`` steps (default 1,000) twice: once
-from the fixed seed, once from a random one (``EAGLE3_PATCH_STATEFUL_SEED``
-fixes it), 2,000 steps in all. A failure names the seed, the step, the last 20
-steps and a shrunk sequence, replayable with ``EAGLE3_PATCH_STATEFUL_SCRIPT``
-(``-k replay_script``). ``EAGLE3_PATCH_STATEFUL_EXCLUDE=edit-unmark,kill-*`` leaves step
-kinds out (fnmatch patterns; ``text-output`` makes every step use --json);
-``EAGLE3_PATCH_STATEFUL_KEEP_GOING=1`` does not stop at the first failure but
-starts a fresh install and reports every distinct one at the end;
-``EAGLE3_PATCH_STATEFUL_SHRINK_SECONDS`` bounds the shrinking (default 60).
+Each run walks ``EAGLE3_PATCH_STATEFUL_STEPS`` steps (default 1,000) twice:
+once from the fixed seed, once from a random one, 2,000 steps in all. A
+failure names the seed, the step, the last 20 steps and a shrunk sequence.
+
+- a longer run: ``EAGLE3_PATCH_STATEFUL_SEED=N EAGLE3_PATCH_STATEFUL_STEPS=20000
+  python -m pytest tests/test_stateful.py -k random_seed`` (the seed is
+  optional; without it a random one is drawn and printed on failure);
+- a printed sequence again: ``EAGLE3_PATCH_STATEFUL_SCRIPT='start=0.5.21;
+  apply(out=json); revert(out=text)' python -m pytest tests/test_stateful.py
+  -k replay_script``;
+- bisecting: ``EAGLE3_PATCH_STATEFUL_EXCLUDE=edit-unmark,kill-*`` leaves step
+  kinds out (fnmatch patterns over ``stateful_walk.ALL_KINDS``;
+  ``text-output`` makes every tool step use --json);
+- every distinct failure at once: ``EAGLE3_PATCH_STATEFUL_KEEP_GOING=1`` starts
+  a fresh install after each failure and reports them all, each shrunk, at
+  the end; ``EAGLE3_PATCH_STATEFUL_SHRINK_SECONDS`` bounds the shrinking of
+  each (default 60).
 """
 
 from __future__ import annotations
