@@ -62,7 +62,7 @@ from click.testing import CliRunner
 
 from eagle3_patch.cli import cli
 from eagle3_patch.fetch import extract_release, fetch_wheel
-from eagle3_patch.ledger import BACKUP_SUFFIX, EDITED_SUFFIX, LEDGER_NAME
+from eagle3_patch.ledger import BACKUP_SUFFIX, EDITED_SUFFIX, KEPT_SUFFIX, LEDGER_NAME
 from eagle3_patch.write import LOCK_NAME, TEMP_SUFFIX
 
 REPO = Path(__file__).resolve().parent.parent
@@ -584,10 +584,16 @@ class Oracle:
             where.append("the file")
         if _read_regular(self.models / (name + BACKUP_SUFFIX)) == data and self._ledger_vouches(name, sha(data)):
             where.append("the trusted backup")
-        for kept in sorted(self.models.glob(name + EDITED_SUFFIX + "*")):
-            if re.fullmatch(re.escape(name + EDITED_SUFFIX) + r"(\.\d+)?", kept.name) and _read_regular(kept) == data:
-                where.append(kept.name)
+        for suffix in (EDITED_SUFFIX, KEPT_SUFFIX):  # the two kept copies the README documents
+            for kept in sorted(self.models.glob(name + suffix + "*")):
+                if re.fullmatch(re.escape(name + suffix) + r"(\.\d+)?", kept.name) and _read_regular(kept) == data:
+                    where.append(kept.name)
         return where
+
+    def recorded_original(self, name: str) -> bytes | None:
+        """The backup's bytes when the ledger vouches for them: what an apply recorded as the original."""
+        data = _read_regular(self.models / (name + BACKUP_SUFFIX))
+        return data if data is not None and self._ledger_vouches(name, sha(data)) else None
 
     def _ledger_vouches(self, name: str, digest: str) -> bool:
         try:
@@ -628,9 +634,18 @@ class Oracle:
             ]
 
     def adopt(self, name: str, before: bytes, after: bytes, *, by_script: bool = False) -> bytes:
-        """apply (or the one-shot script) turned ``before`` into ``after``: returns the original it descends from."""
+        """apply (or the one-shot script) turned ``before`` into ``after``: returns the original it descends from.
+
+        ``before`` carrying [EAGLE3-PATCH] blocks that neither the tool nor the script made as they are (an
+        edit inside the script's block): apply refreshes those blocks in place, as documented, and records
+        as the original the bytes under them, which its ledger vouches for; ``before`` itself stays an
+        obligation of the step (apply keeps it as ``<file>.eagle3-edited``).
+        """
         lineage = self.lineages[name]
         base = lineage.original if lineage.original is not None and self.disposable(name, before) else before
+        recorded = self.recorded_original(name) if not by_script and MARK.encode() in before else None
+        if recorded is not None and recorded != before:
+            base = recorded
         if base != lineage.original:
             self.lineages[name] = lineage = Lineage(original=base)
         (lineage.scripted if by_script else lineage.produced).add(sha(after))
