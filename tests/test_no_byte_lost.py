@@ -472,3 +472,47 @@ def test_protected_hard_links_fall_back_to_a_copy_for_real(make_install: MakeIns
         assert {p.name: p.read_bytes() for p in models(site).glob("*.py")} == pristine
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+# --- the model card's one-shot script ---
+
+
+def test_revert_restores_a_file_the_one_shot_script_patched(
+    runner: CliRunner, release_site: Callable[[str], Path]
+) -> None:
+    """Its blocks sit beside a class it leaves unpatched, so the file reads as unpatched: revert said
+    "nothing to revert" and left the blocks. The script's own .eagle3-bak is vouched for by pip's RECORD."""
+    from tests.stateful_walk import one_shot_script
+
+    site = release_site("0.5.16")
+    target = models(site) / "qwen3_5.py"
+    pristine = target.read_bytes()
+    assert one_shot_script(models(site)).startswith("patched")
+    scripted = target.read_bytes()
+    code, payload = run_json(runner, "revert", "--sglang-root", str(site))
+    assert code == EXIT_OK, payload
+    assert target.read_bytes() == pristine
+    assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX)).read_bytes() == scripted, "not ours as recorded: kept"
+
+
+def test_apply_keeps_an_edit_inside_the_one_shot_scripts_block(
+    runner: CliRunner, release_site: Callable[[str], Path]
+) -> None:
+    """apply refreshes the script's blocks in place; the file as it was (with the edit) is kept first."""
+    from tests.stateful_walk import one_shot_script
+
+    site = release_site("0.5.21")
+    target = models(site) / "qwen3_5.py"
+    pristine = target.read_bytes()
+    one_shot_script(models(site))
+    edited = target.read_bytes().replace(
+        b"self.capture_aux_hidden_states = True", b"self.capture_aux_hidden_states = 1"
+    )
+    assert edited != target.read_bytes()
+    target.write_bytes(edited)
+    applied = run_cli(runner, "apply", "--sglang-root", str(site))
+    assert applied.exit_code == EXIT_OK, applied.output
+    assert "kept: qwen3_5.py as qwen3_5.py.eagle3-edited" in applied.stdout
+    assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX)).read_bytes() == edited
+    assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert target.read_bytes() == pristine
