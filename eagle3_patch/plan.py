@@ -136,9 +136,14 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     stale = tuple(f.backup_path for f in stale_files)
     kept += [(f.backup_path, _kept_path(f)) for f in stale_files if f.backup_unique]
     if not changes:
-        if stale:  # nothing to patch: only our leftovers go, the ledger stays as it is
+        # Nothing to patch: only our leftovers go, and RECORD lists our files again if a killed revert
+        # had already taken them out (else pip uninstall leaves them); the ledger stays as it is.
+        relist = listing_ours(report.install, spec) if report.state == PATCHED else None
+        if stale or relist:
             ledger_now = read_witness(report.ledger_path)
-            return Plan(report, (), WritePlan((), report.ledger_path, ledger_now, remove=stale, kept=tuple(kept)))
+            records = (relist,) if relist else ()
+            tidy = WritePlan((), report.ledger_path, ledger_now, remove=stale, kept=tuple(kept), records=records)
+            return Plan(report, (), tidy)
         return Plan(report, (), None)
     untouched = tuple(
         (f.spec.name, f.sha256) for f in report.files if f.spec.name not in entries

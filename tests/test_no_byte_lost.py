@@ -516,3 +516,18 @@ def test_apply_keeps_an_edit_inside_the_one_shot_scripts_block(
     assert (models(site) / ("qwen3_5.py" + EDITED_SUFFIX)).read_bytes() == edited
     assert run_cli(runner, "revert", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert target.read_bytes() == pristine
+
+
+def test_apply_lists_our_files_again_after_a_killed_revert_took_them_out_of_record(
+    runner: CliRunner, release_site: Callable[[str], Path]
+) -> None:
+    """A revert killed after rewriting RECORD: the install is still patched, and apply said "nothing to do"
+    while pip uninstall would now leave the ledger, backups and lock behind."""
+    site = release_site("0.5.16")
+    record = site / "sglang-0.5.16.dist-info" / "RECORD"
+    installer = record.read_bytes()
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    listed = record.read_bytes()
+    record.write_bytes(installer)  # what the killed revert left
+    assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
+    assert record.read_bytes() == listed

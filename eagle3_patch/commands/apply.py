@@ -23,6 +23,7 @@ from eagle3_patch.commands._install import (
 from eagle3_patch.errors import WriteError
 from eagle3_patch.locate import locate
 from eagle3_patch.plan import plan_apply, refuse_unsupported
+from eagle3_patch.record import listing_ours
 from eagle3_patch.spec import load_spec
 from eagle3_patch.states import NATIVE, PATCHED
 from eagle3_patch.write import install_lock, sweep_orphans
@@ -37,7 +38,11 @@ def apply(*, sglang_root: str | None, python: str | None, dry_run: bool, lock_ti
         plan = plan_apply(first, spec)  # transformed and validated in memory; nothing is written
         return ChangeResult("apply", first, first, plan.files, dry_run=True)
     refuse_unsupported(first)
-    leftovers = orphans_left(install, spec) or any(f.stale_backup for f in first.files)
+    leftovers = (
+        orphans_left(install, spec)
+        or any(f.stale_backup for f in first.files)
+        or (first.state == PATCHED and listing_ours(install, spec) is not None)  # a killed revert unlisted ours
+    )
     if first.state in (PATCHED, NATIVE) and not leftovers:
         return ChangeResult("apply", first, first, ())
     try:
