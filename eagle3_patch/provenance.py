@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from eagle3_patch.ledger import LedgerEntry, backup_path_for, sha256_hex
-from eagle3_patch.locate import Install
+from eagle3_patch.locate import UNKNOWN_VERSION, Install
 from eagle3_patch.reading import read_backup, read_witness
 from eagle3_patch.spec import ClassSpec, FileSpec, PatchSpec
 from eagle3_patch.verified import load_verified
@@ -137,7 +137,12 @@ def _witnesses(install: Install, file_name: str, entry: LedgerEntry | None) -> d
     """sha256 -> what vouches for it: the ledger alone when there is one."""
     if entry is not None:
         return {entry.pristine_sha256: "ledger"}
-    found = {f.pristine_sha256: "verified table" for r in load_verified() for f in r.files if f.name == file_name}
+    # Only this release's row: another release's file (a backup the one-shot script left before a pip
+    # downgrade, say) is a true release file, but not this file's original.
+    rows = [r for r in load_verified() if r.version == install.version] or (
+        load_verified() if install.version == UNKNOWN_VERSION else []
+    )
+    found = {f.pristine_sha256: "verified table" for r in rows for f in r.files if f.name == file_name}
     recorded = record_sha256(install, file_name)
     if recorded:
         found[recorded] = "pip RECORD"

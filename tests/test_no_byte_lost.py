@@ -531,3 +531,23 @@ def test_apply_lists_our_files_again_after_a_killed_revert_took_them_out_of_reco
     record.write_bytes(installer)  # what the killed revert left
     assert run_cli(runner, "apply", "--sglang-root", str(site)).exit_code == EXIT_OK
     assert record.read_bytes() == listed
+
+
+def test_a_backup_holding_another_releases_file_is_not_this_files_original(
+    runner: CliRunner, release_site: Callable[[str], Path]
+) -> None:
+    """The one-shot script's backup left from 0.5.21, a pip downgrade to 0.5.16, the script again (keeping that
+    backup): the backup is a true release file, but of another release; revert gave 0.5.21's file to 0.5.16."""
+    import zipfile
+
+    from tests.stateful_walk import one_shot_script
+
+    site = release_site("0.5.16")
+    target = models(site) / "qwen3_5.py"
+    pristine = target.read_bytes()
+    with zipfile.ZipFile(fetch_wheel("0.5.21")) as wheel:
+        (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).write_bytes(wheel.read("sglang/srt/models/qwen3_5.py"))
+    assert one_shot_script(models(site), keep_existing_backup=True).startswith("patched")
+    code, payload = run_json(runner, "revert", "--sglang-root", str(site))
+    assert code == EXIT_OK, payload
+    assert target.read_bytes() == pristine, "0.5.16's own original, not 0.5.21's file"
