@@ -138,10 +138,14 @@ def plan_apply(report: InstallReport, spec: PatchSpec) -> Plan:
     if not changes:
         # Nothing to patch: only our leftovers go, and RECORD lists our files again if a killed revert
         # had already taken them out (else pip uninstall leaves them); the ledger stays as it is.
+        # A ledger that no longer records a file carrying our blocks (a revert killed before it removed
+        # the ledger) goes too, with our RECORD lines, as revert would have finished.
+        stale_ledger = report.ledger is not None and not entries
         relist = listing_ours(report.install, spec) if report.state == PATCHED else None
-        if stale or relist:
-            ledger_now = read_witness(report.ledger_path)
-            records = (relist,) if relist else ()
+        unlist = not_listing_ours(report.install, spec) if stale_ledger else None
+        if stale or relist or stale_ledger:
+            ledger_now = None if stale_ledger else read_witness(report.ledger_path)
+            records = tuple(r for r in (relist or unlist,) if r)
             tidy = WritePlan((), report.ledger_path, ledger_now, remove=stale, kept=tuple(kept), records=records)
             return Plan(report, (), tidy)
         return Plan(report, (), None)

@@ -551,3 +551,37 @@ def test_a_backup_holding_another_releases_file_is_not_this_files_original(
     code, payload = run_json(runner, "revert", "--sglang-root", str(site))
     assert code == EXIT_OK, payload
     assert target.read_bytes() == pristine, "0.5.16's own original, not 0.5.21's file"
+
+
+def test_apply_finishes_a_revert_killed_before_it_removed_the_ledger(
+    runner: CliRunner, release_site: Callable[[str], Path]
+) -> None:
+    """Files restored, RECORD unlisted, the ledger and a backup still there (killed after the replace):
+    apply on the now-native files said "nothing to do" with the ledger in no RECORD (found by the walk)."""
+    site = release_site("0.5.23")
+    record = site / "sglang-0.5.23.dist-info" / "RECORD"
+    installer = record.read_bytes()
+    target = models(site) / "qwen3_5.py"
+    (models(site) / LEDGER_NAME).write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "tool_version": "0.1.0",
+                "sglang_version": "0.5.23",
+                "targets_sha256": "",
+                "untouched": {},
+                "files": {
+                    "qwen3_5.py": {
+                        "pristine_sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                        "patched_sha256": "0" * 64,
+                        "classes": {},
+                    }
+                },
+            }
+        )
+    )
+    shutil.copyfile(target, models(site) / ("qwen3_5.py" + BACKUP_SUFFIX))
+    code, payload = run_json(runner, "apply", "--sglang-root", str(site))
+    assert code == EXIT_OK and payload["state"] == "native", payload
+    assert not (models(site) / LEDGER_NAME).exists() and not (models(site) / ("qwen3_5.py" + BACKUP_SUFFIX)).exists()
+    assert record.read_bytes() == installer

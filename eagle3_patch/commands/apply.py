@@ -42,6 +42,7 @@ def apply(*, sglang_root: str | None, python: str | None, dry_run: bool, lock_ti
         orphans_left(install, spec)
         or any(f.stale_backup for f in first.files)
         or (first.state == PATCHED and listing_ours(install, spec) is not None)  # a killed revert unlisted ours
+        or (first.state == NATIVE and first.ledger is not None)  # a killed revert left its ledger
     )
     if first.state in (PATCHED, NATIVE) and not leftovers:
         return ChangeResult("apply", first, first, ())
