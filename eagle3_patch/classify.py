@@ -24,6 +24,7 @@ from eagle3_patch.provenance import (
     BLOCKS_REMOVED,
     Original,
     find_original,
+    found_nowhere_else,
     our_patch_of,
     reinstalled_hashes,
     without_our_blocks,
@@ -385,9 +386,7 @@ def _is_stale_backup(file: FileReport) -> bool:
 def _with_stale_backup(look: _Look, file: FileReport) -> FileReport:
     """Mark the stale backup, and whether its bytes exist anywhere else (else it is kept, never deleted)."""
     backup = read_backup(file.backup_path)
-    unique = backup is not None and backup != file.content
-    if unique and backup is not None:
-        unique = sha256_hex(backup) not in reinstalled_hashes(look.install, file.spec.name)
+    unique = backup is not None and found_nowhere_else(look.install, file.spec.name, backup, file.content)
     return replace(file, stale_backup=True, backup_unique=unique)
 
 

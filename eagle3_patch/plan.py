@@ -29,7 +29,7 @@ from eagle3_patch.ledger import (
     targets_sha256,
 )
 from eagle3_patch.marker import MARKER
-from eagle3_patch.provenance import reinstalled_hashes
+from eagle3_patch.provenance import found_nowhere_else
 from eagle3_patch.reading import read_backup, read_witness
 from eagle3_patch.record import listing_ours, not_listing_ours
 from eagle3_patch.source import class_spans, decode_source, detect_encoding
@@ -352,7 +352,7 @@ def _kept_path(file: FileReport) -> Path:
 
 def _unique(report: InstallReport, file: FileReport, data: bytes) -> bool:
     """Bytes found nowhere the next run trusts: not the file, not a release file (pip's RECORD, verified table)."""
-    return data != file.content and sha256_hex(data) not in reinstalled_hashes(report.install, file.spec.name)
+    return found_nowhere_else(report.install, file.spec.name, data, file.content)
 
 
 def _backup_bytes(file: FileReport) -> bytes | None:

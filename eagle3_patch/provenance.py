@@ -113,6 +113,11 @@ def reinstalled_hashes(install: Install, file_name: str) -> frozenset[str]:
     return frozenset(found | {recorded} if recorded else found)
 
 
+def found_nowhere_else(install: Install, file_name: str, data: bytes, content: bytes | None) -> bool:
+    """``data`` is neither the file's ``content`` nor a release file: deleting it would lose it (keep it instead)."""
+    return data != content and sha256_hex(data) not in reinstalled_hashes(install, file_name)
+
+
 def _disproved(stripped: bytes | None, backup: bytes, recorded: str | None) -> bool:
     """The file as we wrote it, without our blocks, is a release file other than the backup."""
     return stripped is not None and stripped != backup and sha256_hex(stripped) == recorded
