@@ -22,18 +22,19 @@ from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED, EXIT_USAGE
 AT_ONCE = 10
 
 
-def pins(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def pins(folder: Path, *args: str, timeout: float = AT_ONCE) -> subprocess.CompletedProcess[str]:
+    """``eagle3-patch pins ARGS`` in ``folder``; a run that outlasts ``timeout`` fails the test as a hang."""
     try:
         return subprocess.run(
             [sys.executable, "-m", "eagle3_patch", "pins", *args],
             cwd=folder,
             capture_output=True,
             text=True,
-            timeout=AT_ONCE,
+            timeout=timeout,
             env={**os.environ, "NO_COLOR": "1"},
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"pins {' '.join(args)} did not answer within {AT_ONCE} s")
+        pytest.fail(f"pins {' '.join(args)} did not answer within {timeout:g} s")
 
 
 def refused(done: subprocess.CompletedProcess[str], name: str, kind: str) -> None:

@@ -6,16 +6,15 @@ loaded); ``benchmarks/pins_line_length.py`` measures that the time is linear.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from eagle3_patch.errors import EXIT_INTERNAL
+from tests.test_pins_inputs import pins
 
 MB = 1024 * 1024
 #: Seconds one `pins` run may take: linear reading of 1 MB takes well under one on a loaded machine.
@@ -55,17 +54,7 @@ SHAPES = {
 
 
 def run_pins(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "eagle3_patch", "pins", *args],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=HANG,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"pins {' '.join(args)} did not answer within {HANG} s")
+    return pins(folder, *args, timeout=HANG)
 
 
 @pytest.mark.parametrize("shape", list(SHAPES))
