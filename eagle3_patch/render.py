@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the result types pull in the pipeline; rendering needs only
     from eagle3_patch.commands.overlay import OverlayResult
     from eagle3_patch.commands.pins import PinsResult
     from eagle3_patch.doctor.launch import Launch
+    from eagle3_patch.doctor.rules import Finding
     from eagle3_patch.locate import Install
     from eagle3_patch.verify import VerifyReport
 
@@ -43,13 +44,16 @@ def show_doctor(out: Output, result: DoctorResult) -> int:
                     "package_dir": str(result.install.package_dir),
                     "capture": result.capture_state,
                 },
-                "problems": [{"rule": p.rule, "detail": p.detail, "fix": p.fix} for p in result.problems],
+                "problems": [_problem_payload(p) for p in result.problems],
                 "warnings": list(result.warnings),
+                "notes": list(result.notes),
                 "launch": _launch_payload(result.launch),
             }
         )
         return result.exit_code
     out.line(f"sglang {result.release.version}: EAGLE-3 capture {result.capture_state}")
+    for note in result.notes:
+        out.note(note)
     for problem in result.problems:
         out.line(f"problem {problem.rule}: {problem.detail}; fix: {problem.fix}", state=UNPATCHED)
     for warning in result.warnings:
@@ -71,6 +75,13 @@ def show_launch(out: Output, launch: Launch) -> int:
     for warning in launch.warnings:
         out.note(f"warning: {warning}")
     return EXIT_OK
+
+
+def _problem_payload(problem: Finding) -> dict[str, Any]:
+    edit = problem.edit
+    payload: dict[str, Any] = {"rule": problem.rule, "detail": problem.detail, "fix": problem.fix}
+    payload["edit"] = None if edit is None else {"where": edit.where, "key": edit.key, "value": edit.value}
+    return payload
 
 
 def _launch_payload(launch: Launch) -> dict[str, Any]:
@@ -122,6 +133,7 @@ def _checkpoint_payload(checkpoint: Any) -> dict[str, Any]:
     text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
     return {
         "config": str(checkpoint.config_path),
+        "model_path": str(checkpoint.folder),
         "architecture": (config.get("architectures") or [""])[0],
         "num_hidden_layers": text.get("num_hidden_layers"),
         "hidden_size": text.get("hidden_size"),

@@ -92,7 +92,8 @@ def doctor(site: Path, target: Path, draft: Path, *extra: str) -> tuple[int, dic
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_each_rule_fires_on_its_case_and_only_there(tmp_path: Path, sites: dict[str, Path], case: dict) -> None:
     target, draft = make_pair(tmp_path, case)
-    code, payload = doctor(sites[case.get("release", "0.5.21")], target, draft)
+    tp = ("--tp", str(case["tp"])) if "tp" in case else ()
+    code, payload = doctor(sites[case.get("release", "0.5.21")], target, draft, *tp)
     rules = sorted({p["rule"] for p in payload["problems"]})
     assert rules == ([case["rule"]] if case["rule"] else []), payload["problems"]
     assert code == (EXIT_UNPATCHED if case["rule"] else EXIT_OK)
@@ -214,3 +215,151 @@ def test_a_broken_static_chain_is_a_problem_even_when_the_state_reads_patched(
     assert code == EXIT_UNPATCHED and payload["sglang"]["capture"] == "patched"
     [problem] = payload["problems"]
     assert problem["rule"] == "target-capture" and "capture link is missing" in problem["detail"], problem
+
+
+# --- Advice that converges: follow every fix doctor prints, as a user would ---------------------------------
+
+
+def _follow(problem: dict[str, Any], target: Path, draft: Path, options: dict[str, str]) -> bool:
+    """Carry out one printed fix: its config edit, its option, or its `run:` command. False when it names none."""
+    edit = problem["edit"]
+    if edit is not None:
+        if edit["where"] == "option":
+            options[edit["key"]] = str(edit["value"])
+            return True
+        path = (draft if edit["where"] == "draft" else target) / "config.json"
+        path.write_text(json.dumps(_edit(json.loads(path.read_text()), {edit["key"]: edit["value"]})))
+        return True
+    if problem["fix"].startswith("run: "):
+        from tests.test_hints import shell
+
+        assert shell(problem["fix"].removeprefix("run: ")).returncode == EXIT_OK, problem["fix"]
+        return True
+    return False
+
+
+FOLLOWED = [c for c in CASES if c["rule"]] + [{"name": "unpatched install", "rule": "target-capture", "fresh": True}]
+
+
+@pytest.mark.parametrize("case", FOLLOWED, ids=[c["name"] for c in FOLLOWED])
+def test_following_every_printed_fix_ends_ready_or_at_a_cause_named_from_the_start(
+    tmp_path: Path, sites: dict[str, Path], release_site: Any, case: dict[str, Any]
+) -> None:
+    """Never the same advice twice, and no fix that only moves the error: the weights' verdict comes first."""
+    site = release_site(case.get("release", "0.5.21")) if case.get("fresh") else sites[case.get("release", "0.5.21")]
+    target, draft = make_pair(tmp_path, case)
+    options = {"--tp": str(case["tp"])} if "tp" in case else {}
+    seen: set[tuple[str, str]] = set()
+    first: set[str] | None = None
+    for _ in range(6):
+        code, payload = doctor(site, target, draft, *[part for item in options.items() for part in item])
+        advice = {(p["rule"], p["fix"]) for p in payload["problems"]}
+        assert not advice & seen, f"the same advice after following it: {advice & seen}"
+        first = {p["rule"] for p in payload["problems"]} if first is None else first
+        seen |= advice
+        followed = [_follow(p, target, draft, options) for p in payload["problems"]]
+        if not any(followed):
+            break
+    else:
+        pytest.fail(f"still advising after 6 runs: {payload['problems']}")
+    assert code == EXIT_OK or {p["rule"] for p in payload["problems"]} <= first, payload["problems"]
+    assert case["rule"] in first
+
+
+def test_the_unquantized_drafter_of_a_quantized_target_is_launched_unquant(
+    tmp_path: Path, sites: dict[str, Path]
+) -> None:
+    autoround = {"quant_method": "auto-round", "bits": 4, "group_size": 128}
+    target, draft = make_pair(tmp_path, {"target": {"quantization_config": autoround}})
+    for version in ("0.5.12", "0.5.21"):
+        code, payload = doctor(sites[version], target, draft)
+        argv = payload["launch"]["argv"]
+        assert code == EXIT_OK and argv[argv.index("--speculative-draft-model-quantization") + 1] == "unquant"
+        fields = read_server_args(locate_root(sites[version], found_by="test")).fields
+        assert "speculative_draft_model_quantization" in fields
+    # A drafter quantized itself keeps SGLang's default (it reads its own quantization_config).
+    quantized_draft = tmp_path / "quantized"
+    make_pair(quantized_draft.mkdir() or quantized_draft, {"draft": {"quantization_config": autoround}})
+    _, payload = doctor(sites["0.5.21"], target, quantized_draft / "draft")
+    assert "--speculative-draft-model-quantization" not in payload["launch"]["argv"]
+
+
+def test_a_release_without_the_draft_quantization_flag_gets_a_warning_not_the_flag() -> None:
+    from eagle3_patch.doctor.launch import launch_recipe
+    from eagle3_patch.doctor.release import Release
+
+    fields = frozenset({"model_path", "speculative_algorithm", "speculative_draft_model_path"})
+    release = Release("0.0.1", fields, frozenset(), frozenset(), False)
+    launch = launch_recipe(release, target="t", draft="d", tp=None, unquantized_draft=True)
+    assert "--speculative-draft-model-quantization" not in launch.argv
+    assert any("inherits the quantized target" in w for w in launch.warnings)
+
+
+# --- The launch names what SGLang can load ------------------------------------------------------------------
+
+
+def _release_loads_from_a_local_folder(version: str) -> None:
+    """The release's own rule, read from its loader: a model path is local when ``os.path.isdir`` says so.
+
+    ``DefaultModelLoader._prepare_weights`` sets ``is_local = os.path.isdir(model_name_or_path)`` and downloads
+    from the hub otherwise; its config comes from transformers' ``from_pretrained`` on the same path.
+    """
+    import ast
+    import zipfile
+
+    from eagle3_patch.fetch import fetch_wheel
+
+    with zipfile.ZipFile(fetch_wheel(version)) as wheel:
+        tree = ast.parse(wheel.read("sglang/srt/model_loader/loader.py"))
+    prepare = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "_prepare_weights")
+    assert "is_local = os.path.isdir(model_name_or_path)" in ast.unparse(prepare)
+
+
+def _sglang_can_load(path: str, *, weights: bool) -> bool:
+    """What that rule and transformers (offline) make of ``path``: a folder with a config, and its weights."""
+    from transformers import PretrainedConfig
+
+    if not Path(path).is_dir():
+        return False  # not local: SGLang would look for a hub repository of that name
+    try:
+        PretrainedConfig.get_config_dict(path, local_files_only=True)
+    except OSError:
+        return False
+    return not weights or bool(list(Path(path).glob("*.safetensors")))
+
+
+def _hub_cache(tmp_path: Path, folder: Path, name: str) -> Path:
+    hub = tmp_path / f"models--org--{name}"
+    snapshot_dir = hub / "snapshots" / "0123abcd"
+    snapshot_dir.mkdir(parents=True)
+    for file in folder.iterdir():
+        (snapshot_dir / file.name).write_bytes(file.read_bytes())
+    (hub / "refs").mkdir()
+    (hub / "refs" / "main").write_text("0123abcd")
+    return hub
+
+
+@pytest.mark.parametrize("version", ["0.5.12", "0.5.21"])
+@pytest.mark.parametrize("given", ["folder", "config.json", "hub cache"])
+def test_the_printed_paths_are_folders_sglang_loads(
+    tmp_path: Path, sites: dict[str, Path], version: str, given: str
+) -> None:
+    pytest.importorskip("transformers")
+    _release_loads_from_a_local_folder(version)
+    target, draft = make_pair(tmp_path, {"weights": {"fc.weight": [5120, 15360]}})
+    paths = {
+        "folder": (target, draft),
+        "config.json": (target / "config.json", draft / "config.json"),
+        "hub cache": (_hub_cache(tmp_path, target, "target"), _hub_cache(tmp_path, draft, "draft")),
+    }[given]
+    code, payload = doctor(sites[version], *paths)
+    assert code == EXIT_OK, payload["problems"]
+    argv = payload["launch"]["argv"]
+    printed = argv[argv.index("--model-path") + 1], argv[argv.index("--speculative-draft-model-path") + 1]
+    assert _sglang_can_load(printed[0], weights=False) and _sglang_can_load(printed[1], weights=True), printed
+    if given != "folder":
+        # What the old doctor printed (the path as given) is what SGLang cannot load: the check can fail.
+        assert not _sglang_can_load(str(paths[1]), weights=True)
+        assert len(payload["notes"]) == 2 and all("the launch names" in n for n in payload["notes"])
+    if given == "hub cache":
+        assert "the hub id org/draft" in payload["notes"][1]

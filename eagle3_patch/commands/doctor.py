@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eagle3_patch.classify import classify_install
-from eagle3_patch.doctor.checkpoint import Checkpoint, read_checkpoint
+from eagle3_patch.doctor.checkpoint import Checkpoint, model_folder, read_checkpoint
 from eagle3_patch.doctor.launch import Launch, launch_recipe
 from eagle3_patch.doctor.release import Release, read_release
-from eagle3_patch.doctor.rules import Finding, Pair, diagnose
+from eagle3_patch.doctor.rules import Finding, Pair, diagnose, quantized
 from eagle3_patch.errors import EXIT_OK, EXIT_UNPATCHED
 from eagle3_patch.locate import Install, locate
 from eagle3_patch.source import SourceIndex
@@ -38,6 +38,11 @@ class DoctorResult:
     launch: Launch
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """Why the launch names other paths than those given (a cache root, a config.json)."""
+        return tuple(note for note in (self.target.note, self.draft.note) if note is not None)
+
+    @property
     def exit_code(self) -> int:
         return EXIT_UNPATCHED if self.problems else EXIT_OK
 
@@ -54,9 +59,15 @@ def doctor(*, target: str, draft: str, sglang_root: str | None, python: str | No
     if report.state in (PATCHED, NATIVE):  # verify's static chain: hook -> flag -> forward, link by link
         static = static_level(report, spec, SourceIndex.for_spec(install.models_dir, spec))
         broken = static.detail if static.status == FAILED else None
-    pair = Pair(target_checkpoint, draft_checkpoint, release, report.state, install.command, broken)
+    pair = Pair(target_checkpoint, draft_checkpoint, release, report.state, install.command, broken, tp)
     problems, warnings = diagnose(pair)
-    launch = launch_recipe(release, target=target, draft=draft, tp=tp)
+    launch = launch_recipe(
+        release,
+        target=str(target_checkpoint.folder),
+        draft=str(draft_checkpoint.folder),
+        tp=tp,
+        unquantized_draft=bool(quantized(target_checkpoint.config)) and not quantized(draft_checkpoint.config),
+    )
     return DoctorResult(
         install,
         target_checkpoint,
@@ -76,4 +87,4 @@ def launch_only(*, target: str, draft: str, sglang_root: str | None, python: str
     not in the image: the flags and variables follow the release installed there.
     """
     install = locate(sglang_root=sglang_root, python=python)
-    return launch_recipe(read_release(install), target=target, draft=draft, tp=tp)
+    return launch_recipe(read_release(install), target=model_folder(target), draft=model_folder(draft), tp=tp)

@@ -53,6 +53,41 @@ class Checkpoint:
     #: Tensor name -> shape from the safetensors headers; None when the folder has no weights.
     shapes: Mapping[str, tuple[int, ...]] | None
 
+    @property
+    def folder(self) -> Path:
+        """What SGLang can load: the folder holding config.json (it takes a folder, never a file or a cache root)."""
+        return self.config_path.parent
+
+    @property
+    def note(self) -> str | None:
+        """Why the launch names another path than the one given, or None when it names the one given."""
+        if self.folder == self.given:
+            return None
+        if self.given == self.config_path:
+            return f"{self.given} is a file; SGLang loads a folder, so the launch names {self.folder}"
+        hub_id = hub_id_of(self.given)
+        return (
+            f"{self.given} is a Hugging Face cache folder, which SGLang cannot load; the launch names its snapshot "
+            f"{self.folder} (the hub id {hub_id} loads it too where HF_HUB_CACHE is {self.given.parent})"
+        )
+
+
+def hub_id_of(cache_folder: Path) -> str:
+    """``models--Qwen--Qwen3.6-27B`` -> ``Qwen/Qwen3.6-27B`` (how huggingface_hub names its cache folders)."""
+    return cache_folder.name.removeprefix("models--").replace("--", "/", 1)
+
+
+def model_folder(path: str) -> str:
+    """The folder to launch with for ``path``; ``path`` itself when it is not a checkpoint (yet).
+
+    ``doctor --launch-only`` runs at image build time, when the checkpoints are
+    usually not there: then the path is kept as given.
+    """
+    try:
+        return str(_config_path(Path(path), "--launch-only").parent)
+    except UsageError:
+        return path
+
 
 def read_checkpoint(path: Path, *, option: str) -> Checkpoint:
     """Read ``path`` (``option`` names the flag, for the message); a usage error names the file on failure."""
@@ -68,8 +103,8 @@ def read_checkpoint(path: Path, *, option: str) -> Checkpoint:
     if not isinstance(config, dict):
         raise UsageError(f"is not a model config (a JSON object); check {option}", path=config_path)
     _check_integers(config, config_path, option)
-    folder = config_path.parent
-    shards = sorted(folder.glob("*.safetensors")) if _kind(path, option) == "folder" else []
+    # The folder SGLang loads, whichever path led to its config.json: its weights are what the rules check.
+    shards = sorted(config_path.parent.glob("*.safetensors"))
     shapes: dict[str, tuple[int, ...]] = {}
     for shard in shards:
         shapes.update(_header_shapes(shard, option))

@@ -26,11 +26,20 @@ class Launch:
     @property
     def warnings(self) -> tuple[str, ...]:
         """One line per setting left out, for doctor and ``doctor --launch-only`` alike."""
-        return tuple(f"sglang {self.sglang_version} has no {flag}; left out of the command" for flag in self.dropped)
+        return tuple(
+            f"sglang {self.sglang_version} has no {flag}; left out of the command{_CONSEQUENCES.get(flag, '')}"
+            for flag in self.dropped
+        )
 
     @property
     def command(self) -> str:
         return shlex.join([f"{k}={v}" for k, v in self.env] + list(self.argv)) if self.env else shlex.join(self.argv)
+
+
+DRAFT_QUANTIZATION = "--speculative-draft-model-quantization"
+_CONSEQUENCES = {
+    DRAFT_QUANTIZATION: ": the unquantized drafter inherits the quantized target's method and may fail to load",
+}
 
 
 def flag_field(flag: str) -> str:
@@ -38,7 +47,14 @@ def flag_field(flag: str) -> str:
     return flag.removeprefix("--").replace("-", "_")
 
 
-def launch_recipe(release: Release, *, target: str, draft: str, tp: int | None) -> Launch:
+def launch_recipe(
+    release: Release, *, target: str, draft: str, tp: int | None, unquantized_draft: bool = False
+) -> Launch:
+    """The model cards' settings under the names ``release`` knows.
+
+    ``unquantized_draft``: the target is quantized and the drafter is not. SGLang
+    gives the drafter the target's ``--quantization`` unless told ``unquant``.
+    """
     settings: list[tuple[tuple[str, ...], str | None]] = [
         (("--model-path",), target),
         (("--speculative-algorithm",), "EAGLE3"),
@@ -48,6 +64,7 @@ def launch_recipe(release: Release, *, target: str, draft: str, tp: int | None) 
         (("--speculative-num-draft-tokens",), "4"),
         (("--mamba-radix-cache-strategy", "--mamba-scheduler-strategy"), "extra_buffer"),
         *([(("--tp-size",), str(tp))] if tp is not None else []),
+        *([((DRAFT_QUANTIZATION,), "unquant")] if unquantized_draft else []),
         (("--trust-remote-code",), None),
     ]
     argv = ["python", "-m", "sglang.launch_server"]

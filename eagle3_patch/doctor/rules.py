@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from eagle3_patch.doctor.checkpoint import Checkpoint
 from eagle3_patch.doctor.release import DRAFT_FEATURES, Release
@@ -39,10 +39,24 @@ BROKEN_NATIVELY = ("Qwen4ExpForConditionalGeneration",)
 
 
 @dataclass(frozen=True)
+class Edit:
+    """The fix as a change a tool can make: ``key`` (dotted) in a config.json set to ``value``, or a launch option.
+
+    Printed in ``--json`` so a script (and the convergence test) can follow the
+    fix without parsing the sentence.
+    """
+
+    where: Literal["draft", "target", "option"]
+    key: str
+    value: int | list[int]
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     detail: str
     fix: str
+    edit: Edit | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class Pair:
     command: Callable[..., str]
     #: Where verify's static chain breaks (patched or native installs), None when it holds.
     broken_chain: str | None = None
+    #: The launch's ``--tp``, when given.
+    tp: int | None = None
 
 
 def architecture(config: Mapping[str, Any]) -> str:
@@ -165,6 +181,7 @@ def id_rules(pair: Pair) -> Iterator[Finding]:
             f"{IDS} is at the top level of the drafter's config.json; the target reads it only from "
             "eagle_config and captures its defaults, while the drafter sizes fc from the top level",
             f'move it under "eagle_config": {{"{IDS}": {top}}}',
+            Edit("draft", f"eagle_config.{IDS}", top) if _int_list(top) else None,
         )
     elif top is not None and top != ids:
         yield Finding(
@@ -175,7 +192,11 @@ def id_rules(pair: Pair) -> Iterator[Finding]:
     if ids is None:
         return
     if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        yield Finding("aux-ids-range", f"{IDS} must be a list of integers, not {ids!r}", "fix the drafter's config")
+        yield Finding(
+            "aux-ids-range",
+            f"eagle_config.{IDS} must be a list of integers, not {ids!r}",
+            f"set eagle_config.{IDS} in the drafter's config.json to the layer ids it was trained with",
+        )
         return
     n = layer_count(pair.target)
     if n is not None:
@@ -184,20 +205,22 @@ def id_rules(pair: Pair) -> Iterator[Finding]:
                 yield Finding(
                     "aux-ids-range",
                     f"id {i} is negative: SGLang silently flags a layer counted from the end",
-                    f"use ids from 0 to {n - 2} (the draft id i captures decoder layer i+1)",
+                    f"set eagle_config.{IDS} in the drafter's config.json to the ids it was trained with, "
+                    f"each from 0 to {n - 2} (the draft id i captures decoder layer i+1)",
                 )
             elif i > n - 2:
                 yield Finding(
                     "aux-ids-range",
                     f"id {i} is out of range for a {n}-layer target: after the +1 shift it crashes at start-up",
-                    f"use ids from 0 to {n - 2}",
+                    f"set eagle_config.{IDS} in the drafter's config.json to ids from 0 to {n - 2} "
+                    "(a drafter trained with this id was trained for a deeper target)",
                 )
     duplicates = sorted(i for i, seen in Counter(ids).items() if seen > 1)
     if duplicates:
         yield Finding(
             "aux-ids-duplicate",
             f"ids {duplicates} repeat: each layer is captured once, so fc gets fewer features than it expects",
-            "list each layer once",
+            f"list each layer once in eagle_config.{IDS}",
         )
 
 
@@ -205,12 +228,14 @@ def width_rules(pair: Pair) -> Iterator[Finding]:
     draft, target = pair.draft.config, text_config(pair.target.config)
     hidden = target.get("hidden_size")
     hidden_in = draft.get("target_hidden_size", draft.get("hidden_size"))
-    if isinstance(hidden, int) and hidden_in != hidden:
-        field = "target_hidden_size" if "target_hidden_size" in draft else "hidden_size (no target_hidden_size)"
+    # With fc.weight the weights decide (weight_rules): advice from the config alone would be undone by them.
+    weights_decide = pair.draft.shapes is not None and fc_features(pair.draft) is not None
+    if isinstance(hidden, int) and hidden_in != hidden and not weights_decide:
         yield Finding(
             "target-hidden-size",
-            f"the drafter's {field} is {hidden_in}, the target's hidden_size is {hidden}",
+            f"the drafter's {_width_field(draft)} is {hidden_in}, the target's hidden_size is {hidden}",
             f'set "target_hidden_size": {hidden} in the drafter\'s config.json (or use a drafter for this target)',
+            Edit("draft", "target_hidden_size", hidden),
         )
     vocab = target.get("vocab_size", pair.target.config.get("vocab_size"))
     if isinstance(vocab, int) and draft.get("vocab_size") != vocab:
@@ -226,42 +251,158 @@ def width_rules(pair: Pair) -> Iterator[Finding]:
             "aux-count",
             f"num_aux_hidden_states is {explicit} but eagle_config lists {len(ids)} ids: fc's width and "
             "the captured states disagree",
-            "make them equal (or drop num_aux_hidden_states)",
+            f'set "num_aux_hidden_states": {len(ids)} (or drop it)',
+            Edit("draft", "num_aux_hidden_states", len(ids)),
         )
 
 
-def weight_rules(pair: Pair) -> Iterator[Finding]:
-    draft = pair.draft
-    config = draft.config
+def fc_features(draft: Checkpoint) -> int | None:
+    """The input width of the drafter's ``fc`` layer (aux states x the target's width it was trained on)."""
+    fc = tensor(draft, "fc.weight") if draft.shapes is not None else None
+    return fc[1] if fc is not None and len(fc) == 2 else None
+
+
+def _width_field(draft: Mapping[str, Any]) -> str:
+    return "target_hidden_size" if "target_hidden_size" in draft else "hidden_size (no target_hidden_size)"
+
+
+def _aux_count(draft: Checkpoint) -> int:
+    """How many aux states SGLang sizes fc for: num_aux_hidden_states, else the number of ids, else 3."""
     ids = aux_ids(draft)
-    count = config.get("num_aux_hidden_states") or (len(ids) if isinstance(ids, list) and ids else DEFAULT_AUX)
+    explicit = draft.config.get("num_aux_hidden_states")
+    return explicit or (len(ids) if isinstance(ids, list) and ids else DEFAULT_AUX)
+
+
+def fc_rules(pair: Pair) -> Iterator[Finding]:
+    """The weights say which target the drafter was trained for; the config is checked against them.
+
+    ``fc.weight`` takes (aux states) x (the trained target's width) features. When
+    the config agrees with the weights, a different target width means the
+    drafter belongs to another target: no config edit can fix that, so none is
+    offered (setting target_hidden_size would only move the error to fc).
+    """
+    features = fc_features(pair.draft)
+    hidden = text_config(pair.target.config).get("hidden_size")
+    if features is None or not isinstance(hidden, int):
+        return
+    config = pair.draft.config
+    count = _aux_count(pair.draft)
     hidden_in = config.get("target_hidden_size", config.get("hidden_size"))
-    fc = tensor(draft, "fc.weight")
-    if fc is not None and isinstance(hidden_in, int) and len(fc) == 2 and fc[1] != hidden_in * count:
+    if isinstance(hidden_in, int) and hidden_in * count == features:
+        if hidden_in != hidden:
+            yield _other_target(features, count, hidden_in, hidden)
+    elif features == count * hidden:
+        yield Finding(
+            "target-hidden-size",
+            f"fc.weight takes {features} = {count} x {hidden} features, this target's width, but the drafter's "
+            f"{_width_field(config)} is {hidden_in}",
+            f'set "target_hidden_size": {hidden} in the drafter\'s config.json (the weights decide)',
+            Edit("draft", "target_hidden_size", hidden),
+        )
+    elif features % hidden == 0:
+        states = features // hidden
         yield Finding(
             "fc-width",
-            f"fc.weight takes {fc[1]} features; the config makes it {hidden_in} x {count} = {hidden_in * count}",
-            "the config does not match the weights: fix target_hidden_size or the aux ids",
+            f"fc.weight takes {features} = {states} x {hidden} features: the drafter was trained on {states} aux "
+            f"states; its config gives {count}",
+            f"list the {states} layer ids it was trained with in eagle_config.{IDS}",
         )
+    else:
+        yield _other_target(features, count, features // count if features % count == 0 else None, hidden)
+
+
+def _other_target(features: int, count: int, trained: int | None, hidden: int) -> Finding:
+    trained_for = f"a {trained}-wide target ({features} = {count} x {trained})" if trained else "another target"
+    return Finding(
+        "draft-for-other-target",
+        f"fc.weight takes {features} features: the drafter was trained for {trained_for}, not this {hidden}-wide one",
+        f"use an EAGLE-3 drafter trained for this target (hidden_size {hidden})",
+    )
+
+
+def vocab_rules(pair: Pair) -> Iterator[Finding]:
+    config = pair.draft.config
     draft_vocab = config.get("draft_vocab_size") or config.get("vocab_size")
+    rows: dict[str, int] = {}
     for name in ("d2t", "lm_head.weight"):
-        shape = tensor(draft, name)
+        shape = tensor(pair.draft, name)
         if shape == ():
             yield Finding(
                 "draft-vocab",
                 f"{name} is a 0-d tensor (shape []): it has no rows, one per draft token",
                 "the weights are not an EAGLE-3 drafter's: export the drafter again",
             )
-        elif shape is not None and draft_vocab is not None and shape[0] != draft_vocab:
+            return
+        if shape is not None:
+            rows[name] = shape[0]
+    if len(set(rows.values())) > 1:
+        yield Finding(
+            "draft-vocab",
+            f"d2t has {rows['d2t']} rows and lm_head.weight {rows['lm_head.weight']}: the weights disagree "
+            "with each other, so no draft_vocab_size fits both",
+            "export the drafter again (its d2t and lm_head must come from one training run)",
+        )
+    elif rows and draft_vocab is not None and draft_vocab not in rows.values():
+        name, count = next(iter(rows.items()))
+        yield Finding(
+            "draft-vocab",
+            f"{name} has {count} rows; draft_vocab_size is {draft_vocab}",
+            f'set "draft_vocab_size": {count} (the weights decide)',
+            Edit("draft", "draft_vocab_size", count),
+        )
+
+
+def tp_rules(pair: Pair) -> Iterator[Finding]:
+    """``--tp N`` splits every attention layer's heads across N ranks; SGLang asserts they divide.
+
+    Query heads and the linear-attention (GatedDeltaNet) key and value heads
+    must be divisible by N; KV heads either divisible by N or, when fewer than
+    N, dividing it (they are replicated).
+    """
+    if pair.tp is None or pair.tp == 1:
+        return
+    tp = pair.tp
+    for side, config in (("target", text_config(pair.target.config)), ("drafter", pair.draft.config)):
+        bad = [(key, value) for key, value in _head_counts(config) if not _splits(key, value, tp)]
+        if bad:
+            valid = [n for n in (1, 2, 4, 8, 16) if all(_splits(k, v, n) for k, v in _head_counts(config))]
+            shown = ", ".join(f"{key} {value}" for key, value in bad)
             yield Finding(
-                "draft-vocab",
-                f"{name} has {shape[0]} rows; draft_vocab_size is {draft_vocab}",
-                f'set "draft_vocab_size": {shape[0]} (the weights decide)',
+                "tp-heads",
+                f"--tp {tp} does not split the {side}'s heads ({shown}): SGLang asserts at start-up",
+                f"use --tp {' or '.join(map(str, valid))}" if valid else f"use a --tp that divides the {side}'s heads",
+                Edit("option", "--tp", max(n for n in valid if n <= tp) if valid else 1),
             )
 
 
-RULES: tuple[Callable[[Pair], Iterator[Finding]], ...] = (target_rules, draft_rules, id_rules, width_rules)
-WEIGHT_RULES: tuple[Callable[[Pair], Iterator[Finding]], ...] = (weight_rules,)
+_HEAD_KEYS = ("num_attention_heads", "num_key_value_heads", "linear_num_key_heads", "linear_num_value_heads")
+
+
+def _head_counts(config: Mapping[str, Any]) -> list[tuple[str, int]]:
+    return [(key, value) for key in _HEAD_KEYS if isinstance(value := config.get(key), int) and value > 0]
+
+
+def _splits(key: str, heads: int, tp: int) -> bool:
+    if key == "num_key_value_heads" and heads < tp:
+        return tp % heads == 0
+    return heads % tp == 0
+
+
+def quantized(config: Mapping[str, Any]) -> str | None:
+    """The quantization method a config declares (``quantization_config.quant_method``), or None."""
+    for settings in (config, text_config(config)):
+        declared = settings.get("quantization_config")
+        if isinstance(declared, dict):
+            return str(declared.get("quant_method") or "quantized")
+    return None
+
+
+def _int_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
+
+
+RULES: tuple[Callable[[Pair], Iterator[Finding]], ...] = (target_rules, draft_rules, id_rules, width_rules, tp_rules)
+WEIGHT_RULES: tuple[Callable[[Pair], Iterator[Finding]], ...] = (fc_rules, vocab_rules)
 
 
 def diagnose(pair: Pair) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
@@ -269,7 +410,10 @@ def diagnose(pair: Pair) -> tuple[tuple[Finding, ...], tuple[str, ...]]:
     problems = [finding for rule in RULES for finding in rule(pair)]
     warnings = []
     if pair.draft.shapes is None:
-        warnings.append("fc-width, draft-vocab: not checked: no weights (no *.safetensors beside the drafter's config)")
+        warnings.append(
+            "fc-width, draft-for-other-target, draft-vocab: not checked: no weights "
+            "(no *.safetensors beside the drafter's config)"
+        )
     else:
         problems += [finding for rule in WEIGHT_RULES for finding in rule(pair)]
     return tuple(problems), tuple(warnings)
