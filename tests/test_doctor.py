@@ -266,10 +266,18 @@ def test_following_every_printed_fix_ends_ready_or_at_a_cause_named_from_the_sta
     assert case["rule"] in first
 
 
+QUANTIZATION_CONFIGS = {  # the shapes AutoRound W4A16, AWQ and llm-compressor write into config.json
+    "auto-round": {"quant_method": "auto-round", "bits": 4, "group_size": 128, "sym": True},
+    "awq": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"},
+    "compressed-tensors": {"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {}},
+}
+
+
+@pytest.mark.parametrize("method", sorted(QUANTIZATION_CONFIGS))
 def test_the_unquantized_drafter_of_a_quantized_target_is_launched_unquant(
-    tmp_path: Path, sites: dict[str, Path]
+    tmp_path: Path, sites: dict[str, Path], method: str
 ) -> None:
-    autoround = {"quant_method": "auto-round", "bits": 4, "group_size": 128}
+    autoround = QUANTIZATION_CONFIGS[method]
     target, draft = make_pair(tmp_path, {"target": {"quantization_config": autoround}})
     for version in ("0.5.12", "0.5.21"):
         code, payload = doctor(sites[version], target, draft)
