@@ -371,3 +371,19 @@ def test_the_printed_paths_are_folders_sglang_loads(
         assert len(payload["notes"]) == 2 and all("the launch names" in n for n in payload["notes"])
     if given == "hub cache":
         assert "the hub id org/draft" in payload["notes"][1]
+
+
+def test_doctor_never_imports_sglang(tmp_path: Path, sites: dict[str, Path]) -> None:
+    """The release is read as source: ``-X importtime`` lists every module doctor's process imported."""
+    import subprocess
+
+    target, draft = make_pair(tmp_path, {})
+    site = sites["0.5.21"]
+    command = [sys.executable, "-X", "importtime", "-m", "eagle3_patch", "doctor", "--sglang-root", str(site)]
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}  # importable, so an import would succeed and show
+    done = subprocess.run(
+        [*command, "--target", str(target), "--draft", str(draft)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == EXIT_OK, done.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "json" in imported and not [name for name in imported if name.split(".")[0] == "sglang"]
