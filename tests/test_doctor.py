@@ -387,3 +387,18 @@ def test_doctor_never_imports_sglang(tmp_path: Path, sites: dict[str, Path]) -> 
     assert done.returncode == EXIT_OK, done.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "json" in imported and not [name for name in imported if name.split(".")[0] == "sglang"]
+
+
+def test_launch_only_names_the_loadable_folder_when_the_checkpoint_is_there(
+    tmp_path: Path, sites: dict[str, Path]
+) -> None:
+    target, draft = make_pair(tmp_path, {})
+    hub = _hub_cache(tmp_path, draft, "draft")
+    args = ("doctor", "--launch-only", "--sglang-root", str(sites["0.5.21"]))
+    _, payload = run_json(CliRunner(), *args, "--target", str(target / "config.json"), "--draft", str(hub))
+    argv = payload["launch"]["argv"]
+    assert argv[argv.index("--model-path") + 1] == str(target)
+    assert argv[argv.index("--speculative-draft-model-path") + 1] == str(hub / "snapshots" / "0123abcd")
+    # At image build time the checkpoints are not there yet: the paths stay as given.
+    _, payload = run_json(CliRunner(), *args, "--target", "/models/target", "--draft", "/models/draft")
+    assert payload["launch"]["argv"][payload["launch"]["argv"].index("--model-path") + 1] == "/models/target"
